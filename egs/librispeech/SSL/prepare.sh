@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Data preparation of LibriSpeech + Libri-Light limited-resource fine-tuning subsets.
+#
+#   ./prepare.sh [--stage 0] [--stop-stage 5] [--dl-dir download] [--download true]
+#
+#   stage 0: check download/{LibriSpeech,librispeech_finetuning,lm}; with --download true,
+#            fetch what is missing (local/download_librispeech.sh; ~60 GB for all parts)
+#   stage 1: lhotse manifests     data/manifests/librispeech_{recordings,supervisions}_<part>.jsonl.gz
+#   stage 2: Libri-Light subsets  train-10min (1h/0), train-1h (1h/*), train-10h (1h/* + 9h)
+#   stage 3: raw-audio cut sets   data/manifests/librispeech_cuts_<part>.jsonl.gz, ..._cuts_pretrain
+#   stage 4: units                data/lang_char, data/lang_bpe_500
+#   stage 5: LMs and graphs       data/lm/G_{3,4}_gram.arpa, data/lang_*/{H,L,HL,HLG}.fst
+# Parts are those present under download/LibriSpeech; pretraining uses every train-* part.
+# Each stage is skipped when its .done marker exists (delete it, or the outputs, to redo).
+set -euo pipefail
+
+stage=0
+stop_stage=5
+dl_dir=$PWD/download
+download=false      # true: stage 0 downloads missing data
+num_jobs=8          # threads reading audio headers in stages 1-2
+skip_bad=false      # true: leave out bad audio/transcripts (and count them) instead of failing
+bpe_vocab_sizes="500"
+
+help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
+Options: --stage --stop-stage --dl-dir --download --num-jobs --skip-bad --bpe-vocab-sizes"
+
+. ./utils/parse_options.sh
+. ./utils/log.sh
+
+corpus=librispeech
+manifests=data/manifests
+finetune_parts="train-10min train-1h train-10h"
+skip_bad_opt=""; [ "$skip_bad" = true ] && skip_bad_opt="--skip-bad"
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  if [ "$download" = true ]; then
+    log "Stage 0: downloading missing LibriSpeech, Libri-Light fine-tuning and LM data to $dl_dir"
+    ./local/download_librispeech.sh "$dl_dir"
+  else
+    log "Stage 0: checking $dl_dir (pass --download true to fetch what is missing)"
+  fi
+  for d in "$dl_dir/LibriSpeech" "$dl_dir/librispeech_finetuning"; do
+    if [ ! -d "$d" ]; then
+      log "Error: $d not found; rerun with --download true, or link existing data there"
+      exit 1
+    fi
+  done
+fi
+
+# Parts present on disk, in LibriSpeech's order.
+parts=""
+for p in train-clean-100 train-clean-360 train-other-500 dev-clean dev-other test-clean test-other; do
+  [ -d "$dl_dir/LibriSpeech/$p" ] && parts="$parts $p"
+done
+pretrain_parts=$(echo $parts | tr ' ' '\n' | grep '^train-' | tr '\n' ' ' || true)
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  if [ -f "$manifests/.${corpus}_manifests.done" ]; then
+    log "Stage 1: manifests exist, skipping"
+  else
+    log "Stage 1: lhotse recording/supervision manifests of$parts"
+    mkdir -p "$manifests"
+    python -m hourglass_w2v2.bin.prepare_manifests --corpus-dir "$dl_dir/LibriSpeech" \
+      --manifest-dir "$manifests" --prefix $corpus --parts $parts --num-jobs "$num_jobs" $skip_bad_opt
+    touch "$manifests/.${corpus}_manifests.done"
+  fi
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  if [ -f "$manifests/.${corpus}_finetune_subsets.done" ]; then
+    log "Stage 2: fine-tuning subsets exist, skipping"
+  else
+    log "Stage 2: Libri-Light fine-tuning subsets $finetune_parts"
+    python -m hourglass_w2v2.bin.prepare_finetune_subsets --manifest-dir "$manifests" \
+      --prefix $corpus --finetuning-dir "$dl_dir/librispeech_finetuning" \
+      --num-jobs "$num_jobs" $skip_bad_opt
+    touch "$manifests/.${corpus}_finetune_subsets.done"
+  fi
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  if [ -f "$manifests/.${corpus}_cuts.done" ]; then
+    log "Stage 3: cut sets exist, skipping"
+  else
+    log "Stage 3: raw-audio cut sets of$parts $finetune_parts; pretrain from $pretrain_parts"
+    python -m hourglass_w2v2.bin.prepare_cuts --manifest-dir "$manifests" --prefix $corpus \
+      --parts $parts $finetune_parts --pretrain-parts $pretrain_parts
+    touch "$manifests/.${corpus}_cuts.done"
+  fi
+fi
+
+# Units are learned from the training transcripts (read from the train-* supervisions); the
+# word list adds LibriSpeech's 200k-word vocabulary.
+transcripts=$(for p in $pretrain_parts; do echo $manifests/${corpus}_supervisions_$p.jsonl.gz; done)
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  if [ -f data/.lang.done ]; then
+    log "Stage 4: lang dirs exist, skipping"
+  else
+    log "Stage 4: character and BPE ($bpe_vocab_sizes) units in data/lang_char, data/lang_bpe_N"
+    python -m hourglass_w2v2.bin.prepare_lang --unit char --text $transcripts \
+      --words-text "$dl_dir/lm/librispeech-vocab.txt" --lang-dir data/lang_char
+    for n in $bpe_vocab_sizes; do
+      python -m hourglass_w2v2.bin.prepare_lang --unit bpe --vocab-size "$n" --text $transcripts \
+        --words-text "$dl_dir/lm/librispeech-vocab.txt" --lang-dir data/lang_bpe_$n
+    done
+    touch data/.lang.done
+  fi
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  if [ -f data/.graphs.done ]; then
+    log "Stage 5: LMs and graphs exist, skipping"
+  else
+    log "Stage 5: LibriSpeech's 3-gram (pruned 1e-7) and 4-gram LMs, H/L/HL/HLG graphs"
+    mkdir -p data/lm
+    ln -sfn "$(realpath "$dl_dir/lm/3-gram.pruned.1e-7.arpa")" data/lm/G_3_gram.arpa
+    ln -sfn "$(realpath "$dl_dir/lm/4-gram.arpa")" data/lm/G_4_gram.arpa
+    for lang in data/lang_char $(for n in $bpe_vocab_sizes; do echo data/lang_bpe_$n; done); do
+      python -m hourglass_w2v2.bin.compile_graphs --lang-dir "$lang" --arpa data/lm/G_3_gram.arpa
+    done
+    touch data/.graphs.done
+  fi
+fi
+
+log "Done (stages $stage-$stop_stage)"

@@ -1,0 +1,52 @@
+"""Stage 3: raw-audio 16 kHz cut sets ``<prefix>_cuts_<part>.jsonl.gz`` and ``..._pretrain``.
+
+    python -m hourglass_w2v2.bin.prepare_cuts --manifest-dir data/manifests --prefix synth \
+        --parts train-clean-100 train-10min train-1h train-10h dev-clean test-clean test-other \
+        --pretrain-parts train-clean-100
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from hourglass_w2v2.bin.prepare_manifests import LOG_FORMAT
+from hourglass_w2v2.data.cuts import PRETRAIN_MAX_SECONDS, PRETRAIN_MIN_SECONDS, prepare_cut_sets
+from hourglass_w2v2.data.subsets import FINETUNE_SUBSETS
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest-dir", required=True)
+    parser.add_argument("--prefix", required=True, help="corpus name: librispeech or synth")
+    parser.add_argument("--parts", nargs="+", required=True, help="parts to make cut sets of")
+    parser.add_argument("--pretrain-parts", nargs="+", required=True,
+                        help="parts combined into the shuffled <prefix>_cuts_pretrain set")
+    parser.add_argument("--pretrain-min-duration", type=float, default=PRETRAIN_MIN_SECONDS)
+    parser.add_argument("--pretrain-max-duration", type=float, default=PRETRAIN_MAX_SECONDS)
+    parser.add_argument("--finetune-min-duration", type=float, default=0.5,
+                        help="bound for the train-10min/1h/10h subsets")
+    parser.add_argument("--finetune-max-duration", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=42, help="shuffling seed of pretrain")
+    return parser
+
+
+def main() -> None:
+    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    args = get_parser().parse_args()
+    try:
+        prepare_cut_sets(
+            args.manifest_dir, args.prefix, args.parts, args.pretrain_parts,
+            pretrain_duration=(args.pretrain_min_duration, args.pretrain_max_duration),
+            finetune_parts=FINETUNE_SUBSETS,
+            finetune_duration=(args.finetune_min_duration, args.finetune_max_duration),
+            seed=args.seed)
+    except (FileNotFoundError, ValueError) as e:
+        logging.error(str(e))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Checked reading of LibriSpeech-layout folders into lhotse manifests (recipe stage 1).
+
+A LibriSpeech-layout folder holds ``<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` and one
+``<spk>-<chapter>.trans.txt`` per chapter. Before lhotse sees a folder, ``scan_split`` checks it
+and reports, naming the file, every transcript line without audio, audio without a transcript
+line, empty transcript, unreadable or zero-length audio file and duplicate utterance id. By
+default any problem stops the stage before anything is written (``BadCorpusError``); with
+``skip_bad`` the bad utterances are left out and counted. The good lines then go through lhotse's
+own LibriSpeech recipe code (``lhotse.recipes.librispeech.parse_utterance``, what
+``prepare_librispeech`` runs per line) and lhotse's ``fix_manifests`` / validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+from lhotse import RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
+from lhotse.recipes.librispeech import LIBRISPEECH, parse_utterance
+
+SAMPLE_RATE = 16000
+MAX_LISTED_PROBLEMS = 20
+
+
+class BadCorpusError(ValueError):
+    """The corpus has bad files; the message names each (up to ``MAX_LISTED_PROBLEMS``)."""
+
+
+@dataclass
+class SplitScan:
+    """Result of checking one LibriSpeech-layout folder."""
+
+    split_dir: Path
+    lines: list[str] = field(default_factory=list)  # good "<utt-id> <TEXT>" lines
+    problems: list[str] = field(default_factory=list)  # "<file>: <what is wrong>"
+    other_rate: int = 0  # good files not at 16 kHz (stage 3 resamples them)
+
+
+def _check_audio(path: Path) -> tuple[str | None, int]:
+    """(problem or None, sample rate) for one audio file; reads the header and the last frame."""
+    if path.stat().st_size == 0:
+        return f"{path}: zero-length audio file (0 bytes)", 0
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile raises several types for corrupt data
+        return f"{path}: corrupt or unreadable audio file ({type(e).__name__}: {e})", 0
+    if info.frames == 0:
+        return f"{path}: zero-length audio file (no samples)", 0
+    # A truncated FLAC keeps a valid header; decoding its last frame catches it.
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(info.frames - 1)
+            complete = len(f.read(1)) == 1
+    except Exception as e:
+        return f"{path}: audio file is truncated or damaged ({type(e).__name__}: {e})", 0
+    if not complete:
+        return f"{path}: audio file is truncated or damaged", 0
+    return None, info.samplerate
+
+
+def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
+    """Check one LibriSpeech-layout folder (e.g. ``LibriSpeech/dev-clean``) and list problems.
+
+    Raises ``FileNotFoundError`` for a missing folder or one without any ``*.trans.txt``: there
+    is nothing to skip to then.
+    """
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {split_dir}")
+    trans_files = sorted(split_dir.rglob("*.trans.txt"))
+    if not trans_files:
+        raise FileNotFoundError(f"no *.trans.txt transcript files under {split_dir}")
+    scan = SplitScan(split_dir)
+    candidates: dict[str, tuple[str, Path]] = {}  # utt id -> (line, audio path)
+    referenced: set[Path] = set()  # audio named by any transcript line, good or bad
+    for trans in trans_files:
+        for line_no, raw in enumerate(trans.read_text().splitlines(), start=1):
+            if not raw.strip():
+                continue
+            fields = raw.strip().split(maxsplit=1)
+            utt_id = fields[0]
+            where = f"{trans}:{line_no}"
+            audio = trans.parent / f"{utt_id}.flac"
+            referenced.add(audio)
+            if len(fields) == 1:
+                scan.problems.append(f"{where}: empty transcript for utterance {utt_id}")
+                continue
+            # lhotse finds the audio from the id (<spk>-<chapter>-<utt> -> <spk>/<chapter>/).
+            if trans.parent != split_dir / Path(utt_id.replace("-", "/")).parent:
+                scan.problems.append(f"{where}: utterance id {utt_id} does not match the folder "
+                                     f"{trans.parent.relative_to(split_dir)}")
+                continue
+            if utt_id in candidates:
+                scan.problems.append(f"{where}: duplicate utterance id {utt_id}")
+                continue
+            if not audio.is_file():
+                scan.problems.append(f"{where}: transcript line {utt_id} has no audio file {audio}")
+                continue
+            candidates[utt_id] = (f"{utt_id} {fields[1].strip()}", audio)
+    for orphan in sorted(set(split_dir.rglob("*.flac")) - referenced):
+        scan.problems.append(f"{orphan}: audio file has no transcript line")
+    with ThreadPoolExecutor(num_jobs) as pool:
+        checks = list(pool.map(_check_audio, [a for _, a in candidates.values()]))
+    for (line, _), (problem, rate) in zip(candidates.values(), checks, strict=True):
+        if problem is not None:
+            scan.problems.append(problem)
+            continue
+        scan.lines.append(line)
+        scan.other_rate += rate != SAMPLE_RATE
+    return scan
+
+
+def check_scans(scans: Iterable[SplitScan], skip_bad: bool) -> int:
+    """Raise ``BadCorpusError`` listing the problems, or (``skip_bad``) log and count them."""
+    problems = [p for s in scans for p in s.problems]
+    if not problems:
+        return 0
+    listed = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    listed += f"\n  ... and {more} more" if more > 0 else ""
+    if not skip_bad:
+        raise BadCorpusError(
+            f"{len(problems)} bad utterance(s) or file(s), nothing written "
+            f"(rerun with --skip-bad to leave them out):\n  {listed}")
+    logging.warning(f"skipping {len(problems)} bad utterance(s) or file(s):\n  {listed}")
+    return len(problems)
+
+
+def manifests_from_scans(scans: Iterable[SplitScan], num_jobs: int = 4,
+                         ) -> tuple[RecordingSet, SupervisionSet]:
+    """Build validated lhotse manifests from the good lines of checked folders."""
+    with ThreadPoolExecutor(num_jobs) as pool:
+        results = list(pool.map(lambda a: parse_utterance(*a), [
+            (scan.split_dir, line, {}) for scan in scans for line in scan.lines]))
+    recordings = RecordingSet.from_recordings(r for r, _ in results)
+    supervisions = SupervisionSet.from_segments(s for _, s in results)
+    recordings, supervisions = fix_manifests(recordings, supervisions)
+    validate_recordings_and_supervisions(recordings, supervisions)
+    return recordings, supervisions
+
+
+def atomic_to_file(manifest, path: str | Path) -> None:
+    """Write a lhotse manifest to a hidden temporary name in the same folder, then rename."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")  # keeps the .jsonl.gz suffix
+    try:
+        manifest.to_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def manifest_paths(manifest_dir: str | Path, prefix: str, part: str) -> tuple[Path, Path]:
+    """Paths of the recording and supervision manifests of one part."""
+    manifest_dir = Path(manifest_dir)
+    return (manifest_dir / f"{prefix}_recordings_{part}.jsonl.gz",
+            manifest_dir / f"{prefix}_supervisions_{part}.jsonl.gz")
+
+
+def write_manifests(recordings: RecordingSet, supervisions: SupervisionSet,
+                    manifest_dir: str | Path, prefix: str, part: str) -> None:
+    """Write one part's manifests; the supervisions go last, so they mark completeness."""
+    rec_path, sup_path = manifest_paths(manifest_dir, prefix, part)
+    rec_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_to_file(recordings, rec_path)
+    atomic_to_file(supervisions, sup_path)
+
+
+def hours(supervisions: SupervisionSet) -> float:
+    return sum(s.duration for s in supervisions) / 3600
+
+
+def available_parts(corpus_dir: str | Path) -> list[str]:
+    """LibriSpeech parts present under ``corpus_dir``, in LibriSpeech's canonical order."""
+    return [p for p in LIBRISPEECH if (Path(corpus_dir) / p).is_dir()]
+
+
+def prepare_corpus_manifests(corpus_dir: str | Path, manifest_dir: str | Path, prefix: str,
+                             parts: list[str] | None = None, skip_bad: bool = False,
+                             num_jobs: int = 4) -> dict[str, tuple[int, float]]:
+    """Stage 1: recording/supervision manifests for each part of a LibriSpeech-layout corpus.
+
+    ``parts`` defaults to every LibriSpeech part present. Parts whose manifests exist are
+    skipped. All remaining parts are checked before any is written, so a bad file anywhere
+    leaves no new output. Returns {part: (utterances, hours)} of the parts written.
+    """
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
+    parts = parts or available_parts(corpus_dir)
+    if not parts:
+        raise FileNotFoundError(f"no LibriSpeech parts ({', '.join(LIBRISPEECH)}) in {corpus_dir}")
+    todo = [p for p in parts
+            if not all(f.is_file() for f in manifest_paths(manifest_dir, prefix, p))]
+    for part in sorted(set(parts) - set(todo)):
+        logging.info(f"{prefix} {part}: manifests exist, skipping")
+    scans = {part: scan_split(corpus_dir / part, num_jobs) for part in todo}
+    skipped = check_scans(scans.values(), skip_bad)
+    for part, scan in scans.items():
+        if not scan.lines:
+            raise BadCorpusError(f"{corpus_dir / part}: no usable utterances, nothing written")
+    written = {}
+    for part, scan in scans.items():
+        recordings, supervisions = manifests_from_scans([scan], num_jobs)
+        write_manifests(recordings, supervisions, manifest_dir, prefix, part)
+        written[part] = (len(supervisions), hours(supervisions))
+        logging.info(f"{prefix} {part}: {len(supervisions)} utterances, "
+                     f"{len({s.speaker for s in supervisions})} speakers, "
+                     f"{written[part][1]:.3f} h, {scan.other_rate} not at {SAMPLE_RATE} Hz "
+                     "(resampled in stage 3)")
+    if skipped:
+        logging.warning(f"{skipped} bad utterance(s) or file(s) were skipped")
+    return written
