@@ -33,7 +33,9 @@ class Tokenizer:
     def __init__(self, lang_dir: str | Path) -> None:
         self.lang_dir = Path(lang_dir)
         if not self.lang_dir.is_dir():
-            raise FileNotFoundError(f"lang dir {self.lang_dir} does not exist (run prepare.sh stage 4)")
+            raise FileNotFoundError(
+                f"lang dir {self.lang_dir} does not exist (run prepare.sh stage 4)"
+            )
         models = [self.lang_dir / n for n in MODEL_NAMES if (self.lang_dir / n).is_file()]
         if not models:
             raise FileNotFoundError(

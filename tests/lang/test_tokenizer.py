@@ -34,7 +34,8 @@ def test_roundtrip_and_ids(tmp_path):
     assert 0 not in ids
     assert tok.decode(ids) == "THE CAT SAT"
     assert tok.decode([0] + ids + [0]) == "THE CAT SAT"
-    assert tok.vocab_size == len((tmp_path / "lang_char" / "tokens.txt").read_text().split("\n")) - 1
+    tokens = (tmp_path / "lang_char" / "tokens.txt").read_text().splitlines()
+    assert tok.vocab_size == len(tokens)
 
 
 def test_mismatched_tokens_txt_is_rejected(tmp_path):

@@ -1,0 +1,137 @@
+"""Decode test sets with a fine-tuned CTC model and score them (run.sh stage 3).
+
+    python -m hourglass_w2v2.bin.decode --exp-dir exp/NAME --lang-dir data/lang_char \\
+        --method ctc-greedy 1best --graph HLG --test-sets test-clean test-other
+
+Writes ``exp/NAME/decode/<method>/{recogs,errs,wer-summary,cer-summary,rtf}-...`` and a
+``log-decode-<datetime>`` per method. ``--cuts`` adds any lhotse cut set or LibriSpeech-layout
+folder as a test set named after the file. ``1best``/``nbest`` over ``HLG`` sweep ``--lm-scales``
+(keys ``lm_scale_<s>``); ``lm-rescore`` rescores the n-best list with ``--rescore-lm`` (the 4-gram).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+from pathlib import Path
+
+import torch
+
+from hourglass_w2v2.decoding.kaldi_backend import SearchOptions
+from hourglass_w2v2.decoding.methods import GRAPHS, METHODS, Decoder
+from hourglass_w2v2.decoding.runner import (
+    decode_test_set,
+    load_ctc_model,
+    open_test_set,
+    recipe_test_set,
+    resolve_checkpoint,
+)
+from hourglass_w2v2.lang.tokenizer import Tokenizer
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--exp-dir", required=True, type=Path, help="experiment directory")
+    p.add_argument("--lang-dir", required=True, type=Path, help="data/lang_char or data/lang_bpe_N")
+    p.add_argument("--method", nargs="+", default=["ctc-greedy"], choices=METHODS)
+    p.add_argument(
+        "--graph",
+        nargs="+",
+        default=["HLG"],
+        choices=GRAPHS,
+        help="graphs searched by 1best/nbest/lm-rescore",
+    )
+    p.add_argument("--test-sets", nargs="*", default=[], help="recipe test sets, e.g. test-clean")
+    p.add_argument("--manifest-dir", type=Path, default=Path("data/manifests"))
+    p.add_argument("--corpus", default="synth", help="synth | librispeech")
+    p.add_argument(
+        "--cuts",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="extra test sets: lhotse cut set files or LibriSpeech-layout folders",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="default: averaged.pt, best.pt, else the newest ckpt-*.pt",
+    )
+    p.add_argument("--beam", type=float, default=16.0, help="search beam (log-prob units)")
+    p.add_argument("--max-active", type=int, default=1000)
+    p.add_argument("--lattice-beam", type=float, default=8.0)
+    p.add_argument("--lm-scales", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2, 1.5])
+    p.add_argument("--num-paths", type=int, default=50, help="n-best size for nbest/lm-rescore")
+    p.add_argument("--rescore-lm", type=Path, default=None, help="ARPA LM for lm-rescore")
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=60.0,
+        help="seconds of padded audio per acoustic-model batch",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "kaldi", "k2"],
+        help="graph search: kaldi-decoder or k2 (1best only; auto = k2 when it imports and the "
+        "lang dir has <graph>.pt)",
+    )
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+    )
+    if not args.test_sets and not args.cuts:
+        raise SystemExit("nothing to decode: give --test-sets and/or --cuts")
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    ckpt_path = resolve_checkpoint(args.exp_dir, args.checkpoint)
+    tokenizer = Tokenizer(args.lang_dir)
+    model, ckpt = load_ctc_model(ckpt_path, tokenizer, device)
+    normalize = bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
+
+    options = SearchOptions(
+        beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam
+    )
+    decoders = []
+    for method in args.method:
+        for graph in ["H"] if method == "ctc-greedy" else args.graph:
+            decoders.append(
+                Decoder(
+                    method,
+                    args.lang_dir,
+                    graph,
+                    options,
+                    args.lm_scales,
+                    args.num_paths,
+                    args.rescore_lm,
+                    args.backend,
+                )
+            )
+    decode_dir = args.exp_dir / "decode"
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    for d in decoders:
+        (decode_dir / d.name).mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(decode_dir / d.name / f"log-decode-{stamp}")
+        handler.setFormatter(logging.getLogger().handlers[0].formatter)
+        logging.getLogger().addHandler(handler)
+    logging.info("decoding %s with %s on %s", ckpt_path, [d.name for d in decoders], device)
+
+    test_sets = [(n, recipe_test_set(args.manifest_dir, args.corpus, n)) for n in args.test_sets]
+    test_sets += [open_test_set(p) for p in args.cuts]
+    for name, cuts in test_sets:
+        decode_test_set(
+            model, cuts, name, decoders, decode_dir, args.max_duration, normalize, device
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Decoding methods: CTC log-probs of one utterance -> words, for every key of a method.
+
+A method turns a ``(T, V)`` log-prob matrix into ``{key: words}``; ``key`` names one setting
+(``greedy``, ``no_lm``, ``lm_scale_0.6``), so an LM-scale sweep is one call:
+
+- ``ctc-greedy``: argmax path (key ``greedy``);
+- ``1best``: best path through ``H``, ``HL`` or ``HLG`` (keys ``no_lm`` for H/HL,
+  ``lm_scale_<s>`` for HLG, one ``FasterDecoder`` search per scale);
+- ``nbest``: the ``num_paths`` best word sequences of the lattice, each scored by the log-sum of
+  its alignments (icefall's ``nbest``), the best one kept;
+- ``lm-rescore``: the same n-best list rescored with a bigger n-gram (the 4-gram), keys
+  ``lm_scale_<s>`` weighting the new LM against the acoustics.
+
+``nbest`` and ``lm-rescore`` search once for a lattice with ``LatticeSimpleDecoder``, which has
+no max-active limit: on a weak model's flat posteriors keep ``--beam`` small (8-10) for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hourglass_w2v2.decoding import k2_backend
+from hourglass_w2v2.decoding.greedy import ctc_greedy_search
+from hourglass_w2v2.decoding.kaldi_backend import (
+    LN10,
+    GraphSearch,
+    Hypothesis,
+    SearchOptions,
+    lattice_nbest,
+    load_graph,
+)
+from hourglass_w2v2.lang.lm import backoff_logprob, read_arpa
+from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
+
+METHODS = ("ctc-greedy", "1best", "nbest", "lm-rescore")
+GRAPHS = ("H", "HL", "HLG")
+
+
+def scale_key(lm_scale: float) -> str:
+    """``lm_scale_0.6``: the key of one LM scale (icefall's naming)."""
+    return f"lm_scale_{lm_scale:g}"
+
+
+class NgramScorer:
+    """Sentence log-probabilities of an ARPA n-gram LM, for n-best rescoring.
+
+    Uses ``kenlm`` when it is installed (needed for LibriSpeech's 4-gram, which does not fit in
+    Python dicts), else reads the ARPA file with :func:`hourglass_w2v2.lang.lm.read_arpa`.
+    """
+
+    def __init__(self, arpa: str | Path) -> None:
+        arpa = Path(arpa)
+        if not arpa.is_file():
+            raise FileNotFoundError(f"rescoring LM {arpa} does not exist")
+        try:
+            import kenlm
+        except ImportError:
+            self._kenlm = None
+            self._ngrams = read_arpa(arpa)
+        else:
+            self._kenlm = kenlm.Model(str(arpa))
+        logging.info("loaded rescoring LM %s", arpa)
+
+    def cost(self, words: Sequence[str]) -> float:
+        """``-ln P(<s> words </s>)``, the unit of graph costs."""
+        if self._kenlm is not None:
+            return -self._kenlm.score(" ".join(words), bos=True, eos=True) * LN10
+        history: tuple[str, ...] = ("<s>",)
+        log10p = 0.0
+        for w in [*words, "</s>"]:
+            log10p += backoff_logprob(self._ngrams, history, w)
+            history = (*history, w)
+        return -log10p * LN10
+
+
+class Decoder:
+    """One decoding method over one graph; :meth:`decode` maps log-probs to ``{key: words}``."""
+
+    def __init__(
+        self,
+        method: str,
+        lang_dir: str | Path,
+        graph: str = "HLG",
+        options: SearchOptions | None = None,
+        lm_scales: Sequence[float] = (1.0,),
+        num_paths: int = 50,
+        rescore_lm: str | Path | None = None,
+        backend: str = "auto",
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown decoding method {method!r}; choose from {METHODS}")
+        if graph not in GRAPHS:
+            raise ValueError(f"unknown graph {graph!r}; choose from {GRAPHS}")
+        if method in ("nbest", "lm-rescore") and graph == "H":
+            raise ValueError(f"{method} needs word output: use --graph HL or HLG")
+        if method == "lm-rescore" and rescore_lm is None:
+            raise ValueError("lm-rescore needs an n-gram to rescore with (--rescore-lm ARPA)")
+        if backend not in ("auto", "kaldi", "k2"):
+            raise ValueError(f"unknown backend {backend!r}; choose auto, kaldi or k2")
+        if any(s <= 0 for s in lm_scales):
+            raise ValueError(f"LM scales must be positive, got {list(lm_scales)}")
+        self.method = method
+        self.graph_name = graph
+        self.tokenizer = Tokenizer(lang_dir)
+        self.num_paths = num_paths
+        # without G the graph has no LM costs, so a scale sweep would change nothing
+        self.lm_scales = list(lm_scales) if graph == "HLG" or method == "lm-rescore" else [1.0]
+        self.search: GraphSearch | None = None
+        self.words: dict[int, str] = {}
+        self.rescorer = NgramScorer(rescore_lm) if method == "lm-rescore" else None
+        self.k2_graph = None
+        k2_path = Path(lang_dir) / f"{graph}.pt"
+        # auto: k2 for 1best when it imports and compile_graphs wrote the graph's .pt
+        auto_k2 = method == "1best" and k2_path.is_file() and k2_backend.available()
+        if method != "ctc-greedy" and (backend == "k2" or (backend == "auto" and auto_k2)):
+            if not auto_k2:
+                raise ValueError(
+                    f"the k2 backend does 1best only, needs k2 installed and {k2_path}"
+                )
+            self.k2_graph = k2_backend.load_k2_graph(k2_path)
+            self.k2_options = options or SearchOptions()
+        elif method != "ctc-greedy":
+            self.search = GraphSearch(load_graph(Path(lang_dir) / f"{graph}.fst"), options)
+        if method != "ctc-greedy":
+            if graph != "H":
+                self.words = {
+                    i: w for w, i in read_token_table(Path(lang_dir) / "words.txt").items()
+                }
+
+    @property
+    def name(self) -> str:
+        """Directory name under ``decode/``: ``ctc-greedy``, ``1best-HLG``, ..."""
+        return "ctc-greedy" if self.method == "ctc-greedy" else f"{self.method}-{self.graph_name}"
+
+    def keys(self) -> list[str]:
+        """The settings this decoder produces."""
+        if self.method == "ctc-greedy":
+            return ["greedy"]
+        if self.method == "lm-rescore" or self.graph_name == "HLG":
+            return [scale_key(s) for s in self.lm_scales]
+        return ["no_lm"]
+
+    def _to_words(self, olabels: list[int]) -> list[str]:
+        if self.graph_name == "H":
+            return self.tokenizer.decode(olabels).split()
+        return [self.words[i] for i in olabels]
+
+    def _k2_one_best(self, log_probs: np.ndarray, lm_scale: float) -> list[int]:
+        o = self.k2_options
+        return k2_backend.one_best(
+            self.k2_graph,
+            torch.from_numpy(log_probs)[None],
+            torch.tensor([len(log_probs)]),
+            lm_scale=lm_scale,
+            search_beam=o.beam,
+            output_beam=o.lattice_beam,
+            max_active_states=o.max_active,
+        )[0]
+
+    def decode(self, log_probs: np.ndarray) -> dict[str, list[str]]:
+        """Words of one utterance for every key; ``log_probs`` is ``(T, V)`` float32."""
+        if log_probs.ndim != 2 or log_probs.shape[1] != self.tokenizer.vocab_size:
+            raise ValueError(
+                f"log-probs of shape {log_probs.shape} do not match the lang dir's "
+                f"{self.tokenizer.vocab_size} units"
+            )
+        if self.method == "ctc-greedy":
+            ids = ctc_greedy_search(torch.from_numpy(log_probs)[None])[0]
+            return {"greedy": self.tokenizer.decode(ids).split()}
+        keys = self.keys()
+        if self.k2_graph is not None:
+            return {
+                k: self._to_words(self._k2_one_best(log_probs, s))
+                for k, s in zip(keys, self.lm_scales, strict=True)
+            }
+        assert self.search is not None
+        if self.method == "1best":
+            # one max-active-bounded search per scale: LatticeSimpleDecoder has no max-active,
+            # and on the flat posteriors of a weak model its lattice can take minutes per second
+            return {
+                k: self._to_words(self.search.best_path(log_probs, s))
+                for k, s in zip(keys, self.lm_scales, strict=True)
+            }
+        lattice = self.search.lattice(log_probs)
+        if self.method == "nbest":
+            out = {}
+            for k, s in zip(keys, self.lm_scales, strict=True):
+                hyps = lattice_nbest(lattice, self.num_paths, s)
+                out[k] = self._to_words(_best_by_logsum(hyps))
+            return out
+        assert self.rescorer is not None
+        hyps = lattice_nbest(lattice, self.num_paths, 1.0)
+        lm_costs = [self.rescorer.cost(self._to_words(h.olabels)) for h in hyps]
+        out = {}
+        for k, s in zip(keys, self.lm_scales, strict=True):
+            if not hyps:
+                out[k] = []
+                continue
+            totals = [h.acoustic_cost + s * c for h, c in zip(hyps, lm_costs, strict=True)]
+            out[k] = self._to_words(hyps[int(np.argmin(totals))].olabels)
+        return out
+
+
+def _best_by_logsum(hyps: list[Hypothesis]) -> list[int]:
+    """Word sequence with the highest summed probability over its alignments."""
+    if not hyps:
+        return []
+    best = min(hyps, key=lambda h: h.logsum_cost if h.logsum_cost is not None else math.inf)
+    return best.olabels

@@ -1,0 +1,244 @@
+"""Scoring in icefall's formats: ``recogs-``, ``errs-``, ``wer-summary-`` / ``cer-summary-``.
+
+Alignments are kaldialign's. The files are the ones icefall's ``store_transcripts``,
+``write_error_stats`` and the decode scripts' summaries write, so existing tooling reads them:
+
+- ``recogs-<test>-<key>.txt``: ``<cut_id>:\\tref=[...]`` / ``<cut_id>:\\thyp=[...]``;
+- ``errs-<test>-<key>.txt``: ``%WER = x.xx``, the error counts, per-utterance alignment,
+  substitutions, deletions, insertions and per-word statistics;
+- ``wer-summary-<test>.txt``: ``settings<TAB>WER`` then ``<key><TAB><WER>``, best first.
+
+CER is computed on the same pairs with words joined and split into characters (spaces dropped),
+as icefall's ``compute_CER``. Every file is written to a temporary name and renamed, so an
+interrupted decode never leaves a half-written result that the results table would read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldialign
+
+ERR = "*"
+
+Result = tuple[str, list[str], list[str]]  # (cut_id, ref words, hyp words)
+
+
+@dataclass
+class ErrorStats:
+    """Totals of one scoring run (words or characters)."""
+
+    ins: int
+    dels: int
+    subs: int
+    ref_len: int
+    corr: int
+
+    @property
+    def errors(self) -> int:
+        return self.ins + self.dels + self.subs
+
+    @property
+    def error_rate(self) -> float:
+        """Error rate in percent."""
+        return 100.0 * self.errors / self.ref_len
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def to_chars(results: Sequence[Result]) -> list[Result]:
+    """The same results split into characters (spaces dropped), for CER."""
+    return [(cut_id, list("".join(ref)), list("".join(hyp))) for cut_id, ref, hyp in results]
+
+
+def check_references(results: Sequence[Result], test_set: str) -> None:
+    """Warn about utterances with an empty reference; raise if every reference is empty.
+
+    An empty reference is kept (its hypothesis words count as insertions, as in Kaldi's
+    ``compute-wer``), but it usually means a broken transcript, so it is named in the log.
+    """
+    empty = [cut_id for cut_id, ref, _ in results if not ref]
+    if empty:
+        logging.warning(
+            "%s: %d utterance(s) have an empty reference (e.g. %s); their hypotheses count as "
+            "insertions",
+            test_set,
+            len(empty),
+            ", ".join(empty[:3]),
+        )
+    if not results or len(empty) == len(results):
+        raise ValueError(
+            f"test set {test_set!r} has no reference words ({len(results)} utterances): "
+            "cannot compute an error rate"
+        )
+
+
+def format_recogs(results: Sequence[Result]) -> str:
+    """icefall's ``store_transcripts`` text, sorted by cut id."""
+    lines = []
+    for cut_id, ref, hyp in sorted(results):
+        lines.append(f"{cut_id}:\tref={ref}")
+        lines.append(f"{cut_id}:\thyp={hyp}")
+    return "\n".join(lines) + "\n"
+
+
+def _merge_successive_errors(ali: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Join runs of adjacent errors into one ``(a b->c d)`` item, as icefall prints them."""
+    merged: list[tuple[list[str], list[str]]] = []
+    prev_error = False
+    for ref, hyp in ali:
+        error = ref != hyp
+        if error and prev_error:
+            merged[-1][0].append(ref)
+            merged[-1][1].append(hyp)
+        else:
+            merged.append(([ref], [hyp]))
+        prev_error = error
+    out = []
+    for refs, hyps in merged:
+        r = " ".join(w for w in refs if w != ERR) or ERR
+        h = " ".join(w for w in hyps if w != ERR) or ERR
+        out.append((r, h))
+    return out
+
+
+def error_stats(results: Sequence[Result], test_set: str = "") -> tuple[ErrorStats, str]:
+    """Align every pair with kaldialign and return the totals and icefall's ``errs-`` text."""
+    subs: dict[tuple[str, str], int] = defaultdict(int)
+    ins: dict[str, int] = defaultdict(int)
+    dels: dict[str, int] = defaultdict(int)
+    # word -> [corr, ref_sub, hyp_sub, ins, del]
+    words: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    num_corr = 0
+    per_utt = []
+    for cut_id, ref, hyp in sorted(results):
+        ali = kaldialign.align(ref, hyp, ERR)
+        for ref_word, hyp_word in ali:
+            if ref_word == ERR:
+                ins[hyp_word] += 1
+                words[hyp_word][3] += 1
+            elif hyp_word == ERR:
+                dels[ref_word] += 1
+                words[ref_word][4] += 1
+            elif ref_word != hyp_word:
+                subs[(ref_word, hyp_word)] += 1
+                words[ref_word][1] += 1
+                words[hyp_word][2] += 1
+            else:
+                words[ref_word][0] += 1
+                num_corr += 1
+        items = _merge_successive_errors(ali)
+        per_utt.append(f"{cut_id}:\t" + " ".join(r if r == h else f"({r}->{h})" for r, h in items))
+    stats = ErrorStats(
+        ins=sum(ins.values()),
+        dels=sum(dels.values()),
+        subs=sum(subs.values()),
+        ref_len=sum(len(ref) for _, ref, _ in results),
+        corr=num_corr,
+    )
+    if stats.ref_len == 0:
+        raise ValueError(f"test set {test_set!r} has no reference words")
+    lines = [
+        f"%WER = {stats.error_rate:.2f}",
+        f"Errors: {stats.ins} insertions, {stats.dels} deletions, {stats.subs} substitutions, "
+        f"over {stats.ref_len} reference words ({stats.corr} correct)",
+        "Search below for sections starting with PER-UTT DETAILS:, SUBSTITUTIONS:, DELETIONS:, "
+        "INSERTIONS:, PER-WORD STATS:",
+        "",
+        "PER-UTT DETAILS: corr or (ref->hyp)  ",
+        *per_utt,
+        "",
+        "SUBSTITUTIONS: count ref -> hyp",
+        *(
+            f"{n}   {r} -> {h}"
+            for n, (r, h) in sorted(((v, k) for k, v in subs.items()), reverse=True)
+        ),
+        "",
+        "DELETIONS: count ref",
+        *(f"{n}   {w}" for n, w in sorted(((v, k) for k, v in dels.items()), reverse=True)),
+        "",
+        "INSERTIONS: count hyp",
+        *(f"{n}   {w}" for n, w in sorted(((v, k) for k, v in ins.items()), reverse=True)),
+        "",
+        "PER-WORD STATS: word  corr tot_errs count_in_ref count_in_hyp",
+    ]
+    for _, word, (corr, ref_sub, hyp_sub, n_ins, n_del) in sorted(
+        ((sum(v[1:]), k, v) for k, v in words.items()), reverse=True
+    ):
+        lines.append(
+            f"{word}   {corr} {ref_sub + hyp_sub + n_ins + n_del} {corr + ref_sub + n_del} "
+            f"{corr + hyp_sub + n_ins}"
+        )
+    return stats, "\n".join(lines) + "\n"
+
+
+def write_results(
+    out_dir: str | Path, test_set: str, key: str, results: Sequence[Result]
+) -> tuple[ErrorStats, ErrorStats]:
+    """Write the ``recogs-``, ``errs-`` and ``errs-cer-`` files of one key; return WER, CER."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_references(results, test_set)
+    wer, wer_text = error_stats(results, test_set)
+    cer, cer_text = error_stats(to_chars(results), test_set)
+    write_atomic(out_dir / f"recogs-{test_set}-{key}.txt", format_recogs(results))
+    write_atomic(out_dir / f"errs-{test_set}-{key}.txt", wer_text)
+    write_atomic(out_dir / f"errs-cer-{test_set}-{key}.txt", cer_text.replace("%WER", "%CER", 1))
+    logging.info(
+        "[%s-%s] %%WER %.2f%% [%d / %d, %d ins, %d del, %d sub]  %%CER %.2f%%",
+        test_set,
+        key,
+        wer.error_rate,
+        wer.errors,
+        wer.ref_len,
+        wer.ins,
+        wer.dels,
+        wer.subs,
+        cer.error_rate,
+    )
+    return wer, cer
+
+
+def format_summary(rates: dict[str, float], metric: str = "WER") -> str:
+    """``settings<TAB>WER`` followed by one ``key<TAB>rate`` line per setting, best first."""
+    lines = [f"settings\t{metric}"]
+    lines += [f"{key}\t{rate:.2f}" for key, rate in sorted(rates.items(), key=lambda kv: kv[1])]
+    return "\n".join(lines) + "\n"
+
+
+def write_summaries(
+    out_dir: str | Path, test_set: str, wers: dict[str, float], cers: dict[str, float]
+) -> None:
+    """Write ``wer-summary-<test>.txt`` and ``cer-summary-<test>.txt``."""
+    write_atomic(Path(out_dir) / f"wer-summary-{test_set}.txt", format_summary(wers, "WER"))
+    write_atomic(Path(out_dir) / f"cer-summary-{test_set}.txt", format_summary(cers, "CER"))
+
+
+def read_summary(path: str | Path) -> dict[str, float]:
+    """Parse a ``wer-summary-`` / ``cer-summary-`` file back into ``{key: rate}`` (file order)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("settings\t"):
+        raise ValueError(f"{path}: not a summary file (first line must be 'settings<TAB>WER')")
+    rates: dict[str, float] = {}
+    for lineno, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        try:
+            rates[parts[0]] = float(parts[1])
+        except (IndexError, ValueError):
+            raise ValueError(
+                f"{path}:{lineno}: expected '<key><TAB><rate>', got {line!r}"
+            ) from None
+    return rates

@@ -1,0 +1,111 @@
+"""The results table over two fake experiment directories."""
+
+import json
+
+import pytest
+
+from hourglass_w2v2.bin import results as results_cli
+from hourglass_w2v2.scoring import write_summaries
+
+
+def make_exp(root, name, init, updates, num_params, decode):
+    exp = root / name
+    (exp / "decode").mkdir(parents=True)
+    (exp / "train_info.json").write_text(
+        json.dumps(
+            {
+                "num_params": num_params,
+                "updates": updates,
+                "train_hours": 0.25,
+                "audio_hours_seen": 1.0,
+                "init": init,
+            }
+        )
+    )
+    for method, per_test in decode.items():
+        d = exp / "decode" / method
+        d.mkdir()
+        for test, (wers, cers, rtf, audio) in per_test.items():
+            write_summaries(d, test, wers, cers)
+            (d / f"rtf-{test}.json").write_text(json.dumps({"audio_seconds": audio, "rtf": rtf}))
+    return exp
+
+
+@pytest.fixture
+def exps(tmp_path):
+    pre = make_exp(
+        tmp_path,
+        "ft_pretrained",
+        "exp/pre/checkpoints/ckpt-3000.pt",
+        500,
+        3_770_000,
+        {
+            "ctc-greedy": {
+                "test-clean": ({"greedy": 40.0}, {"greedy": 15.5}, 0.02, 100.0),
+                "test-other": ({"greedy": 50.0}, {"greedy": 20.0}, 0.04, 100.0),
+            },
+            "1best-HLG": {
+                "test-clean": (
+                    {"lm_scale_0.6": 30.0, "lm_scale_1": 31.0},
+                    {"lm_scale_0.6": 14.0, "lm_scale_1": 14.5},
+                    0.1,
+                    50.0,
+                )
+            },
+        },
+    )
+    scratch = make_exp(
+        tmp_path,
+        "ft_scratch",
+        "scratch",
+        500,
+        3_770_000,
+        {
+            "ctc-greedy": {"test-clean": ({"greedy": 90.0}, {"greedy": 45.0}, 0.03, 100.0)},
+        },
+    )
+    # a pretraining dir with no decode results, and an interrupted decode's temporary file
+    (tmp_path / "pre").mkdir()
+    (pre / "decode" / "ctc-greedy" / ".wer-summary-dev-clean.txt.tmp").write_text("settings\tW")
+    return pre, scratch, tmp_path / "pre"
+
+
+def test_table(exps, tmp_path, capsys):
+    pre, scratch, pretrain = exps
+    csv_path, md_path = tmp_path / "r.csv", tmp_path / "r.md"
+    results_cli.main(
+        [str(pre), str(scratch), str(pretrain), "--csv", str(csv_path), "--out", str(md_path)]
+    )
+    out = capsys.readouterr().out
+    assert out == md_path.read_text()
+    lines = out.splitlines()
+    assert lines[0] == (
+        "| experiment | method | key | test-clean WER | test-clean CER | "
+        "test-other WER | test-other CER | params (M) | pretrain updates | "
+        "ft updates | train hours | decode RTF |"
+    )
+    assert lines[2:] == [
+        "| ft_pretrained | 1best-HLG | lm_scale_0.6 | 30.00 | 14.00 | - | - | 3.77 | 3000 | 500 "
+        "| 0.25 | 0.1000 |",
+        "| ft_pretrained | 1best-HLG | lm_scale_1 | 31.00 | 14.50 | - | - | 3.77 | 3000 | 500 "
+        "| 0.25 | 0.1000 |",
+        # RTF weighted by audio: (0.02 * 100 + 0.04 * 100) / 200
+        "| ft_pretrained | ctc-greedy | greedy | 40.00 | 15.50 | 50.00 | 20.00 | 3.77 | 3000 | 500 "
+        "| 0.25 | 0.0300 |",
+        "| ft_scratch | ctc-greedy | greedy | 90.00 | 45.00 | - | - | 3.77 | 0 | 500 | 0.25 "
+        "| 0.0300 |",
+    ]
+    csv_lines = csv_path.read_text().splitlines()
+    assert csv_lines[0].startswith("experiment,method,key,test-clean WER,test-clean CER,")
+    assert csv_lines[-1] == "ft_scratch,ctc-greedy,greedy,90.00,45.00,-,-,3.77,0,500,0.25,0.0300"
+
+
+def test_no_results_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no decode results"):
+        results_cli.main([str(tmp_path / "empty")])
+    (tmp_path / "results.md").write_text("| a table |\n")  # exp/* matches files too
+    with pytest.raises(SystemExit, match="no decode results"):
+        results_cli.main([str(tmp_path / "empty"), str(tmp_path / "results.md")])
+    with pytest.raises(SystemExit, match="no such experiment directory"):
+        results_cli.main([str(tmp_path / "missing")])

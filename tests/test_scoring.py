@@ -1,0 +1,98 @@
+"""icefall-format scoring: counts against kaldialign, file layout, summaries parse back."""
+
+import kaldialign
+import pytest
+
+from hourglass_w2v2.scoring import (
+    error_stats,
+    format_recogs,
+    read_summary,
+    to_chars,
+    write_results,
+    write_summaries,
+)
+
+RESULTS = [
+    ("utt-2", "THE CAT SAT ON THE MAT".split(), "THE CAT SAT IN A MAT TODAY".split()),
+    ("utt-1", "A DOG RAN".split(), "DOG RAN".split()),
+    ("utt-3", "HELLO WORLD".split(), "HELLO WORLD".split()),
+]
+
+
+def test_counts_equal_kaldialign_edit_distance():
+    stats, _ = error_stats(RESULTS)
+    ref = {"ins": 0, "del": 0, "sub": 0}
+    for _, r, h in RESULTS:
+        d = kaldialign.edit_distance(r, h)
+        for k in ref:
+            ref[k] += d[k]
+    assert (stats.ins, stats.dels, stats.subs) == (ref["ins"], ref["del"], ref["sub"]) == (1, 1, 2)
+    assert stats.ref_len == 11 and stats.corr == 11 - 2 - 1
+    assert stats.error_rate == pytest.approx(100 * 4 / 11)
+
+
+def test_errs_file_format():
+    _, text = error_stats(RESULTS)
+    lines = text.splitlines()
+    assert lines[0] == "%WER = 36.36"
+    assert lines[1] == (
+        "Errors: 1 insertions, 1 deletions, 2 substitutions, over 11 reference words (8 correct)"
+    )
+    assert "utt-1:\t(A->*) DOG RAN" in lines
+    # adjacent errors are merged, as icefall prints them
+    assert "utt-2:\tTHE CAT SAT (ON THE->IN A) MAT (*->TODAY)" in lines
+    subs = lines[lines.index("SUBSTITUTIONS: count ref -> hyp") + 1 :]
+    assert subs[:2] == ["1   THE -> A", "1   ON -> IN"]
+    assert "1   A" in lines[lines.index("DELETIONS: count ref") + 1 :]
+    stats = lines[
+        lines.index("PER-WORD STATS: word  corr tot_errs count_in_ref count_in_hyp") + 1 :
+    ]
+    # THE: 1 correct, 1 sub as ref; in ref twice, in hyp once
+    assert "THE   1 1 2 1" in stats
+
+
+def test_cer_uses_characters_without_spaces():
+    ((_, ref, hyp),) = to_chars([("u", ["AB", "C"], ["ABD"])])
+    assert ref == ["A", "B", "C"] and hyp == ["A", "B", "D"]
+    stats, _ = error_stats(to_chars([("u", ["AB", "C"], ["ABD"])]))
+    assert stats.error_rate == pytest.approx(100 / 3)
+
+
+def test_write_results_and_summary_parse_back(tmp_path):
+    wer, cer = write_results(tmp_path, "test-clean", "greedy", RESULTS)
+    write_summaries(
+        tmp_path,
+        "test-clean",
+        {"greedy": wer.error_rate, "lm_scale_0.6": 12.5},
+        {"greedy": cer.error_rate, "lm_scale_0.6": 3.0},
+    )
+    summary = read_summary(tmp_path / "wer-summary-test-clean.txt")
+    assert list(summary) == ["lm_scale_0.6", "greedy"]  # best first
+    assert summary["greedy"] == pytest.approx(wer.error_rate, abs=0.005)
+    assert (tmp_path / "wer-summary-test-clean.txt").read_text().startswith("settings\tWER\n")
+    assert read_summary(tmp_path / "cer-summary-test-clean.txt")["lm_scale_0.6"] == 3.0
+    recogs = (tmp_path / "recogs-test-clean-greedy.txt").read_text().splitlines()
+    assert recogs[:2] == ["utt-1:\tref=['A', 'DOG', 'RAN']", "utt-1:\thyp=['DOG', 'RAN']"]
+    assert (tmp_path / "errs-test-clean-greedy.txt").read_text().startswith("%WER = 36.36")
+    assert (tmp_path / "errs-cer-test-clean-greedy.txt").read_text().startswith("%CER = ")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_recogs_sorted_by_cut():
+    assert format_recogs(RESULTS).splitlines()[0].startswith("utt-1:")
+
+
+def test_empty_reference(tmp_path, caplog):
+    """One empty reference is scored (hypothesis = insertions) and named; all empty is an error."""
+    results = [("good", ["A", "B"], ["A", "B"]), ("empty-ref", [], ["X"])]
+    wer, _ = write_results(tmp_path, "t", "k", results)
+    assert (wer.ins, wer.ref_len) == (1, 2)
+    assert "empty-ref" in caplog.text
+    with pytest.raises(ValueError, match="'t2' has no reference words"):
+        write_results(tmp_path, "t2", "k", [("e", [], ["X"])])
+
+
+def test_bad_summary_is_named(tmp_path):
+    (tmp_path / "wer-summary-x.txt").write_text("settings\tWER\ngreedy\tnot-a-number\n")
+    with pytest.raises(ValueError, match="wer-summary-x.txt:2"):
+        read_summary(tmp_path / "wer-summary-x.txt")
