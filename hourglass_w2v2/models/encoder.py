@@ -1,0 +1,235 @@
+"""Transformer encoder of wav2vec 2.0: conv relative position embedding, post-LN or pre-LN
+layers with fused-QKV scaled-dot-product attention, LayerDrop, and optional hourglass levels.
+
+Layers are kept in one flat ``layers`` list whatever the hourglass shape, so a vanilla
+checkpoint loads into an hourglass model (and back) layer for layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hourglass_w2v2.models.hourglass import Shorten, Upsample
+
+
+class PositionalConvEmbedding(nn.Module):
+    """Grouped Conv1d over time with weight norm (dim=2) and GELU, fairseq's ``pos_conv``.
+
+    With an even kernel, ``padding = kernel // 2`` yields one frame too many; like fairseq's
+    ``SamePad`` and torchaudio, the last frame is dropped.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 128, groups: int = 16):
+        super().__init__()
+        conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=groups)
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.num_remove = 1 if kernel_size % 2 == 0 else 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, C) -> (B, T, C)."""
+        y = self.conv(x.transpose(1, 2))
+        if self.num_remove:
+            y = y[..., : -self.num_remove]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection and SDPA."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} not divisible by num_heads {num_heads}")
+        self.num_heads, self.dropout = num_heads, dropout
+        self.qkv_proj = nn.Linear(dim, 3 * dim)  # rows: q, k, v
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        """x (B, T, C); attn_mask (B, 1, 1, T) bool, True = may attend, or None."""
+        batch, length, dim = x.shape
+        qkv = self.qkv_proj(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, Dh)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(y.transpose(1, 2).reshape(batch, length, dim))
+
+
+class EncoderLayer(nn.Module):
+    """Transformer layer with fairseq's parameter names; ``layer_norm_first`` selects pre-LN."""
+
+    def __init__(
+        self,
+        dim: int,
+        ffn_dim: int,
+        num_heads: int,
+        dropout: float,
+        attention_dropout: float,
+        activation_dropout: float,
+        layer_norm_first: bool,
+    ):
+        super().__init__()
+        self.layer_norm_first = layer_norm_first
+        self.self_attn = SelfAttention(dim, num_heads, attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.activation_dropout = nn.Dropout(activation_dropout)
+
+    def _ffn(self, x: Tensor) -> Tensor:
+        return self.dropout(self.fc2(self.activation_dropout(F.gelu(self.fc1(x)))))
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        """(B, T, C) -> (B, T, C)."""
+        if self.layer_norm_first:
+            x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), attn_mask))
+            return x + self._ffn(self.final_layer_norm(x))
+        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, attn_mask)))
+        return self.final_layer_norm(x + self._ffn(x))
+
+
+def _attn_mask(padding_mask: Tensor | None) -> Tensor | None:
+    return None if padding_mask is None else (~padding_mask)[:, None, None, :]
+
+
+def keep_in_graph(x: Tensor, params: Iterable[nn.Parameter]) -> Tensor:
+    """Add 0 x (one element of every trainable parameter) so skipped parameters still get a
+    (zero) gradient: DDP then needs no ``find_unused_parameters`` when LayerDrop skips a layer
+    or the encoder is frozen for some updates."""
+    anchor = sum(p.view(-1)[:1].sum() for p in params if p.requires_grad)
+    return x if isinstance(anchor, int) else x + 0.0 * anchor.to(x.dtype)
+
+
+class TransformerEncoder(nn.Module):
+    """Position embedding + transformer layers, optionally arranged as an hourglass.
+
+    ``hourglass`` is a parsed spec ``(n_pre, (inner, factor), n_post)`` or None (vanilla).
+    A level with factor 1 runs its layers at full rate with no resampling or residual, so it is
+    exactly the vanilla encoder.
+    """
+
+    def __init__(
+        self,
+        dim: int = 768,
+        num_layers: int = 12,
+        ffn_dim: int = 3072,
+        num_heads: int = 12,
+        layer_norm_first: bool = False,
+        conv_pos: int = 128,
+        conv_pos_groups: int = 16,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        activation_dropout: float = 0.0,
+        layerdrop: float = 0.0,
+        hourglass: tuple | None = None,
+        shorten: str = "avg",
+        upsample: str = "repeat",
+    ):
+        super().__init__()
+        self.layer_norm_first, self.layerdrop = layer_norm_first, layerdrop
+        self.hourglass = hourglass
+        self.pos_conv = PositionalConvEmbedding(dim, conv_pos, conv_pos_groups)
+        self.layer_norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(
+                dim,
+                ffn_dim,
+                num_heads,
+                dropout,
+                attention_dropout,
+                activation_dropout,
+                layer_norm_first,
+            )
+            for _ in range(num_layers)
+        )
+        self.shorteners, self.upsamplers = nn.ModuleList(), nn.ModuleList()
+        level = hourglass
+        while level is not None:
+            _, (inner, factor), _ = level
+            if factor > 1:
+                self.shorteners.append(Shorten(dim, factor, shorten))
+                self.upsamplers.append(Upsample(dim, factor, upsample))
+            level = None if isinstance(inner, int) else inner
+        self.layerdrop_seed = 0
+        self._num_updates = 0
+        self._forward_calls = 0
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """Seed LayerDrop by the update (and the forward call within it), the same on every rank."""
+        if num_updates != self._num_updates:
+            self._forward_calls = 0
+        self._num_updates = num_updates
+
+    def _drop_decisions(self) -> list[bool]:
+        if not (self.training and self.layerdrop > 0):
+            return [False] * len(self.layers)
+        gen = torch.Generator().manual_seed(
+            (self.layerdrop_seed * 1_000_003 + self._num_updates) * 1009 + self._forward_calls
+        )
+        self._forward_calls += 1
+        return (torch.rand(len(self.layers), generator=gen) < self.layerdrop).tolist()
+
+    def _run_layers(self, x, padding_mask, start, count, drops, outputs):
+        attn_mask = _attn_mask(padding_mask)
+        for i in range(start, start + count):
+            if drops[i]:
+                x = keep_in_graph(x, self.layers[i].parameters())
+            else:
+                x = self.layers[i](x, attn_mask)
+            if outputs is not None:
+                outputs.append(x)
+        return x
+
+    def _run_level(self, x, padding_mask, level, start, depth, drops, outputs):
+        """Run one hourglass level; return the output and the index of the next layer."""
+        n_pre, (inner, factor), n_post = level
+        x = self._run_layers(x, padding_mask, start, n_pre, drops, outputs)
+        start += n_pre
+        if factor > 1:
+            residual, length = x, x.shape[1]
+            x, short_mask = self.shorteners[depth](x, padding_mask)
+            depth += 1
+        else:
+            short_mask = padding_mask
+        if isinstance(inner, int):
+            x = self._run_layers(x, short_mask, start, inner, drops, outputs)
+            start += inner
+        else:
+            x, start = self._run_level(x, short_mask, inner, start, depth, drops, outputs)
+        if factor > 1:
+            x = self.upsamplers[depth - 1](x, length) + residual
+        x = self._run_layers(x, padding_mask, start, n_post, drops, outputs)
+        return x, start + n_post
+
+    def forward(
+        self,
+        x: Tensor,
+        padding_mask: Tensor | None = None,
+        layer_outputs: list[Tensor] | None = None,
+    ) -> Tensor:
+        """x (B, T, C), padding_mask (B, T) True = pad -> (B, T, C).
+
+        If ``layer_outputs`` is a list, every layer's output (before the final pre-LN norm) is
+        appended to it, at the rate that layer runs.
+        """
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        drops = self._drop_decisions()
+        if self.hourglass is None:
+            x = self._run_layers(x, padding_mask, 0, len(self.layers), drops, layer_outputs)
+        else:
+            x, _ = self._run_level(x, padding_mask, self.hourglass, 0, 0, drops, layer_outputs)
+        if self.layer_norm_first:
+            x = self.layer_norm(x)
+        return x

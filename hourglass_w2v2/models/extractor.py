@@ -1,0 +1,128 @@
+"""Convolutional feature extractor: raw 16 kHz waveform -> one vector every 20 ms.
+
+Unlike fairseq and torchaudio, the ``group_norm`` variant normalises each channel over the
+*valid* frames only, so a padded utterance gets exactly the features it gets alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity forward, gradient scaled by ``scale`` backward (fairseq's feature_grad_mult)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # noqa: D102
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+        return grad * ctx.scale, None
+
+
+def conv_output_lengths(lengths: Tensor, layers: list[tuple[int, int, int]]) -> Tensor:
+    """Frames produced from ``lengths`` samples by unpadded convs ``[(dim, kernel, stride)]``."""
+    for _, kernel, stride in layers:
+        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        lengths = lengths.clamp(min=0)
+    return lengths
+
+
+def lengths_to_padding_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(B,) lengths -> (B, max_len) bool mask, True = padding."""
+    return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def masked_group_norm(x: Tensor, valid: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """GroupNorm with one group per channel over the valid frames of each utterance.
+
+    x: (B, C, T); valid: (B, 1, T) float, 1 = real frame. Statistics are computed in fp32.
+    """
+    xf = x.float()
+    count = valid.sum(-1, keepdim=True).clamp(min=1.0)
+    mean = (xf * valid).sum(-1, keepdim=True) / count
+    var = (((xf - mean) * valid) ** 2).sum(-1, keepdim=True) / count
+    y = (xf - mean) * torch.rsqrt(var + norm.eps)
+    y = y * norm.weight.float()[None, :, None] + norm.bias.float()[None, :, None]
+    return y.type_as(x)
+
+
+class ConvBlock(nn.Module):
+    """Conv1d -> optional norm (group norm over time, or layer norm over channels) -> GELU."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=bias)
+        self.norm_kind = norm
+        if norm == "group_norm":
+            self.norm: nn.Module | None = nn.GroupNorm(out_dim, out_dim, affine=True)
+        elif norm == "layer_norm":
+            self.norm = nn.LayerNorm(out_dim)
+        else:
+            self.norm = None
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """x: (B, C_in, S) -> (B, C_out, S'); lengths (B,) valid samples -> valid frames."""
+        x = self.conv(x)
+        if lengths is not None:
+            lengths = torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
+            lengths = lengths.clamp(min=0)
+        if self.norm_kind == "group_norm":
+            if lengths is None:
+                x = F.group_norm(
+                    x.float(), x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps
+                ).type_as(x)
+            else:
+                valid = (~lengths_to_padding_mask(lengths, x.shape[-1]))[:, None, :].to(
+                    torch.float32
+                )
+                x = masked_group_norm(x, valid, self.norm)
+        elif self.norm_kind == "layer_norm":
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return F.gelu(x), lengths
+
+
+class FeatureExtractor(nn.Module):
+    """Stack of :class:`ConvBlock` over the raw waveform.
+
+    ``mode="group_norm"`` normalises only the first layer (wav2vec 2.0 Base), ``"layer_norm"``
+    every layer (Large / LV-60k).
+    """
+
+    def __init__(
+        self,
+        conv_layers: list[tuple[int, int, int]],
+        mode: str = "group_norm",
+        conv_bias: bool = False,
+    ):
+        super().__init__()
+        if mode not in ("group_norm", "layer_norm"):
+            raise ValueError(f"unknown extractor mode {mode!r}")
+        self.layer_spec = list(conv_layers)
+        blocks = []
+        in_dim = 1
+        for i, (dim, kernel, stride) in enumerate(conv_layers):
+            norm = mode if (mode == "layer_norm" or i == 0) else "none"
+            blocks.append(ConvBlock(in_dim, dim, kernel, stride, conv_bias, norm))
+            in_dim = dim
+        self.conv_layers = nn.ModuleList(blocks)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Number of output frames for ``lengths`` input samples."""
+        return conv_output_lengths(lengths, self.layer_spec)
+
+    def forward(
+        self, waveforms: Tensor, lengths: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """waveforms (B, S), lengths (B,) or None -> features (B, T, C), frame lengths or None."""
+        if waveforms.ndim != 2:
+            raise ValueError(f"expected waveforms of shape (B, S), got {tuple(waveforms.shape)}")
+        x = waveforms.unsqueeze(1)
+        for block in self.conv_layers:
+            x, lengths = block(x, lengths)
+        return x.transpose(1, 2), lengths

@@ -1,0 +1,71 @@
+"""ModelConfig: presets, YAML/dict round trips, validation."""
+
+import pytest
+
+from hourglass_w2v2.models import PRESETS, ModelConfig, build_model
+from hourglass_w2v2.models.config import hourglass_num_layers, parse_conv_layers, parse_hourglass
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_round_trips_through_dict_and_yaml(name, tmp_path):
+    cfg = ModelConfig.preset(name)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    cfg.to_yaml(tmp_path / "m.yaml")
+    assert ModelConfig.from_yaml(tmp_path / "m.yaml") == cfg
+
+
+def test_presets_have_the_published_shapes():
+    base, large = ModelConfig.preset("base"), ModelConfig.preset("large")
+    assert (base.encoder_embed_dim, base.encoder_layers, base.layer_norm_first) == (768, 12, False)
+    assert (large.encoder_embed_dim, large.encoder_layers, large.layer_norm_first) == (
+        1024,
+        24,
+        True,
+    )
+    assert ModelConfig.preset("base-hourglass").hourglass == (2, (8, 4), 2)
+    assert base.extractor_conv_layers == [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+
+
+def test_parameter_counts():
+    def count(name):
+        return sum(p.numel() for p in build_model(ModelConfig.preset(name)).parameters())
+
+    assert 2e6 < count("tiny") < 6e6
+    # fairseq's wav2vec2 Base has 95.0M parameters including quantizer and heads
+    assert abs(count("base") - 95.04e6) < 0.1e6
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ValueError, match="encoder_layres"):
+        ModelConfig.from_dict({"encoder_layres": 3})
+    with pytest.raises(ValueError, match="hidden_size"):
+        ModelConfig.preset("tiny", hidden_size=3)
+
+
+def test_yaml_error_names_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("mask_prb: 0.5\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*mask_prb"):
+        ModelConfig.from_yaml(path)
+
+
+def test_hourglass_layer_count_must_match():
+    with pytest.raises(ValueError, match="has 11 layers"):
+        ModelConfig.preset("base", hourglass=[2, [7, 4], 2])
+
+
+def test_spec_parsing():
+    assert parse_conv_layers("[(512, 10, 5)] + [(512, 3, 2)] * 2") == [
+        (512, 10, 5),
+        (512, 3, 2),
+        (512, 3, 2),
+    ]
+    assert parse_hourglass("[2, (8, 4), 2]") == (2, (8, 4), 2)
+    nested = parse_hourglass([1, [[1, [2, 2], 1], 2], 1])
+    assert nested == (1, ((1, (2, 2), 1), 2), 1)
+    assert hourglass_num_layers(nested) == 6
+    assert parse_hourglass(None) is None and parse_hourglass([]) is None
+    with pytest.raises(ValueError):
+        parse_conv_layers("__import__('os')")
+    with pytest.raises(ValueError):
+        parse_hourglass([2, 8, 2])

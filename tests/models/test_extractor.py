@@ -1,0 +1,40 @@
+"""Feature extractor: lengths, masked group norm, gradient multiplier."""
+
+import torch
+
+from hourglass_w2v2.models.config import W2V2_CONV_LAYERS
+from hourglass_w2v2.models.extractor import FeatureExtractor, GradMultiply
+
+SMALL = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
+
+
+def test_output_lengths_match_the_convolutions():
+    fe = FeatureExtractor(SMALL, "layer_norm")
+    for n in [400, 401, 719, 720, 1000, 16000, 16321]:
+        feats, lengths = fe(torch.randn(1, n), torch.tensor([n]))
+        assert feats.shape[1] == lengths.item() == fe.output_lengths(torch.tensor([n])).item()
+    # the Base extractor: 400-sample receptive field, 320-sample stride -> 49 frames per second
+    base = FeatureExtractor(W2V2_CONV_LAYERS)
+    assert base.output_lengths(torch.tensor([16000, 400, 399])).tolist() == [49, 1, 0]
+
+
+def test_group_norm_is_masked_over_padding():
+    torch.manual_seed(0)
+    fe = FeatureExtractor(SMALL, "group_norm").eval()
+    wav = torch.randn(2, 8000)
+    wav[1, 5000:] = 100.0  # loud padding: it would shift the group-norm statistics if used
+    lengths = torch.tensor([8000, 5000])
+    feats, out_len = fe(wav, lengths)
+    alone, _ = fe(wav[1:, :5000], None)
+    n = out_len[1].item()
+    assert n == alone.shape[1]
+    torch.testing.assert_close(feats[1, :n], alone[0], atol=1e-5, rtol=0)
+    # and the unmasked path (what fairseq/torchaudio do) would indeed leak
+    leaky, _ = fe(wav, None)
+    assert (leaky[1, :n] - alone[0]).abs().max() > 0.1 * alone.abs().max()
+
+
+def test_grad_multiply_scales_gradient():
+    x = torch.randn(3, requires_grad=True)
+    GradMultiply.apply(x, 0.1).sum().backward()
+    torch.testing.assert_close(x.grad, torch.full((3,), 0.1))

@@ -1,0 +1,60 @@
+"""Gumbel product quantizer: perplexity definitions, gradients, temperature schedule."""
+
+import math
+
+import torch
+
+from hourglass_w2v2.models.quantizer import GumbelVectorQuantizer, perplexity
+
+
+def test_perplexity_of_uniform_and_one_hot():
+    groups, entries = 2, 320
+    assert math.isclose(
+        perplexity(torch.full((groups, entries), 1 / entries)).item(),
+        groups * entries,
+        rel_tol=1e-4,
+    )
+    one_hot = torch.zeros(groups, entries)
+    one_hot[:, 3] = 1
+    assert math.isclose(perplexity(one_hot).item(), groups, rel_tol=1e-4)
+
+
+def test_uniform_logits_give_maximal_prob_perplexity():
+    q = GumbelVectorQuantizer(8, num_vars=16, groups=2, vq_dim=8)
+    with torch.no_grad():
+        q.weight_proj.weight.zero_()
+    out = q(torch.randn(5, 8))
+    assert math.isclose(out.prob_perplexity.item(), 32, rel_tol=1e-4)
+    assert out.num_vars == 32 and out.x.shape == (5, 8)
+
+
+def test_gradients_reach_codebook_and_projection():
+    torch.manual_seed(0)
+    q = GumbelVectorQuantizer(8, num_vars=16, groups=2, vq_dim=8).train()
+    x = torch.randn(40, 8, requires_grad=True)
+    out = q(x)
+    (out.x.pow(2).sum() - out.prob_perplexity).backward()
+    assert q.codebook.grad.abs().sum() > 0
+    assert q.weight_proj.weight.grad.abs().sum() > 0
+    assert x.grad.abs().sum() > 0
+
+
+def test_eval_picks_argmax_codes():
+    torch.manual_seed(0)
+    q = GumbelVectorQuantizer(8, num_vars=16, groups=2, vq_dim=8).eval()
+    x = torch.randn(3, 8)
+    out = q(x)
+    logits = q.weight_proj(x).view(3, 2, 16)
+    codebook = q.codebook.view(2, 16, 4)
+    expected = torch.cat([codebook[g, logits[:, g].argmax(-1)] for g in range(2)], dim=-1)
+    torch.testing.assert_close(out.x, expected)
+
+
+def test_temperature_schedule():
+    q = GumbelVectorQuantizer(8, 16, 2, 8, temperature=(2.0, 0.5, 0.999995))
+    q.set_num_updates(0)
+    assert q.temperature == 2.0
+    q.set_num_updates(100_000)
+    assert math.isclose(q.temperature, 2.0 * 0.999995**100_000)
+    q.set_num_updates(10_000_000)
+    assert q.temperature == 0.5

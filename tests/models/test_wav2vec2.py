@@ -1,0 +1,148 @@
+"""Pretraining and CTC models: outputs, InfoNCE against a loop reference, backbone loading,
+DDP-friendliness, and overfitting one batch."""
+
+import math
+
+import pytest
+import torch
+
+from hourglass_w2v2.models import CtcOutput, ModelConfig, PretrainOutput, build_model
+from hourglass_w2v2.models.wav2vec2 import contrastive_logits
+
+
+def _waves(batch=2, seconds=1.0, seed=0):
+    """Chirps plus noise: structured enough for the contrastive task to be learnable."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(16000 * seconds)
+    t = torch.arange(n) / 16000
+    f0 = 100 + 300 * torch.rand(batch, 1, generator=gen)
+    wav = torch.sin(2 * math.pi * f0 * t * (1 + 2 * t)) + 0.1 * torch.randn(batch, n, generator=gen)
+    return wav
+
+
+def test_pretrain_output_fields_and_padding():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.preset("tiny"), task="pretrain").train()
+    wav = _waves(3)
+    pad = torch.zeros_like(wav, dtype=torch.bool)
+    pad[1, 9000:] = True
+    out = model(wav, pad)
+    assert isinstance(out, PretrainOutput)
+    for name in (
+        "loss",
+        "contrastive_loss",
+        "diversity_loss",
+        "feature_penalty",
+        "accuracy",
+        "code_perplexity",
+        "prob_perplexity",
+    ):
+        value = getattr(out, name)
+        assert value.dim() == 0 and torch.isfinite(value), name
+    assert out.num_masked == out.sample_size and out.num_masked % 3 == 0
+    assert out.temperature == 2.0
+    cfg = model.cfg
+    expected = (
+        out.contrastive_loss
+        + cfg.diversity_weight * out.diversity_loss
+        + cfg.feature_penalty_weight * out.feature_penalty
+    )
+    torch.testing.assert_close(out.loss.detach(), expected)
+    out.loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.set_num_updates(100_000)
+    assert model(wav).temperature < 2.0
+
+
+def test_contrastive_logits_match_a_loop_reference():
+    torch.manual_seed(0)
+    preds, targets = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    targets[1, 3] = targets[1, 0]  # a distractor equal to the positive must be ignored
+    neg_idx = torch.randint(0, 4, (2, 5, 6))
+    neg_idx = neg_idx + (neg_idx >= torch.arange(5)[None, :, None]).long()
+    neg_idx[1, 0, 0] = 3
+    logits = contrastive_logits(preds, targets, neg_idx, 0.1)
+    for b in range(2):
+        for m in range(5):
+            cands = [targets[b, m]] + [targets[b, j] for j in neg_idx[b, m]]
+            for c, cand in enumerate(cands):
+                if c > 0 and torch.equal(cand, targets[b, m]):
+                    assert logits[b, m, c] == float("-inf")
+                else:
+                    cos = (preds[b, m] @ cand) / (preds[b, m].norm() * cand.norm())
+                    assert abs(logits[b, m, c] - cos / 0.1) < 1e-4
+    assert logits[1, 0, 1] == float("-inf")
+
+
+def test_ctc_model_masks_only_in_training_and_loads_backbone():
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("tiny", mask_prob=0.5, mask_channel_prob=0.2)
+    pre = build_model(cfg, "pretrain")
+    ctc = build_model(cfg, "ctc", vocab_size=11)
+    missing, unexpected = ctc.load_backbone({"module." + k: v for k, v in pre.state_dict().items()})
+    assert sorted(missing) == ["ctc_head.bias", "ctc_head.weight"] and unexpected == []
+    wav = _waves(2)
+    pad = torch.zeros_like(wav, dtype=torch.bool)
+    pad[0, 12000:] = True
+    ctc.eval()
+    out = ctc(wav, pad)
+    assert isinstance(out, CtcOutput) and out.logits.shape == (2, 49, 11)
+    assert out.lengths.tolist() == ctc.output_lengths(torch.tensor([12000, 16000])).tolist()
+    assert out.padding_mask.sum(1).tolist() == [49 - out.lengths[0].item(), 0]
+    torch.testing.assert_close(ctc(wav, pad).logits, out.logits)  # eval is deterministic
+    torch.testing.assert_close(ctc.encode(wav, pad), pre.eval().encode(wav, pad))
+    ctc.train()
+    assert not torch.allclose(ctc(wav, pad).logits, out.logits)
+
+
+def test_frozen_encoder_and_frozen_extractor():
+    torch.manual_seed(0)
+    ctc = build_model(ModelConfig.preset("tiny"), "ctc", vocab_size=5).train()
+    ctc.freeze_feature_extractor()
+    out = ctc(_waves(2), freeze_encoder=True)
+    out.logits.sum().backward()
+    assert ctc.ctc_head.weight.grad.abs().sum() > 0
+    for name, p in ctc.named_parameters():
+        if name.startswith("feature_extractor."):
+            assert not p.requires_grad and p.grad is None
+        elif not name.startswith("ctc_head."):
+            # zero gradient, but present: DDP without find_unused_parameters stays in step
+            assert p.grad is not None and p.grad.abs().sum() == 0, name
+
+
+def test_build_model_rejects_bad_task():
+    with pytest.raises(ValueError, match="vocab_size"):
+        build_model(ModelConfig.preset("tiny"), "ctc")
+    with pytest.raises(ValueError, match="unknown task"):
+        build_model(ModelConfig.preset("tiny"), "mlm")
+
+
+def _overfit(steps: int, name: str = "tiny", seconds: float = 1.0) -> tuple[float, float]:
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset(
+        name, dropout=0.0, attention_dropout=0.0, dropout_input=0.0, dropout_features=0.0
+    )
+    model = build_model(cfg, "pretrain").train()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    wav = _waves(2, seconds)
+    losses = []
+    for step in range(steps):
+        model.set_num_updates(step)
+        out = model(wav)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.item())
+    return sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+
+
+def test_one_batch_loss_falls_quickly():
+    first, last = _overfit(30, seconds=0.5)
+    assert last < 0.75 * first, (first, last)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tiny", "tiny-hourglass"])
+def test_one_batch_overfits_in_200_steps(name):
+    first, last = _overfit(200, name)
+    assert last <= 0.5 * first, (first, last)
