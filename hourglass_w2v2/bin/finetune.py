@@ -1,0 +1,42 @@
+"""CTC fine-tuning of a pretrained (or from-scratch) model (run.sh stage 2).
+
+    torchrun --nproc-per-node N -m hourglass_w2v2.bin.finetune \\
+        --config conf/finetune_tiny_10min.yaml --exp-dir exp/NAME \\
+        (--init exp/PRETRAIN/checkpoints/ckpt-N.pt | --init-from-scratch) [--avg N] [key=value ...]
+
+``--init`` also takes a fairseq / HF / torchaudio wav2vec 2.0 checkpoint (imported through
+``hourglass_w2v2.convert``). ``--avg N`` writes ``averaged.pt`` from the last N checkpoints.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hourglass_w2v2.training.cli import base_parser, run
+from hourglass_w2v2.training.ctc_task import CtcTask
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    init = parser.add_mutually_exclusive_group()
+    init.add_argument("--init", help="pretraining checkpoint (or imported fairseq/HF/torchaudio)")
+    init.add_argument("--init-from-scratch", action="store_true", help="baseline: random init")
+    parser.add_argument(
+        "--avg",
+        type=int,
+        default=None,
+        help="average the last N checkpoints into averaged.pt at the end",
+    )
+    args = parser.parse_args(argv)
+    extra = []
+    if args.init is not None:
+        extra.append(f"ctc.init={args.init}")
+    if args.init_from_scratch:
+        extra.append("ctc.init_from_scratch=true")
+    if args.avg is not None:
+        extra.append(f"ctc.average_last={args.avg}")
+    return run(args, "ctc", CtcTask, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Contrastive wav2vec 2.0 pretraining (run.sh stage 1).
+
+    torchrun --nproc-per-node N -m hourglass_w2v2.bin.pretrain \\
+        --config conf/pretrain_tiny_hourglass.yaml --exp-dir exp/NAME [key=value ...]
+
+Starting again with the same ``--exp-dir`` resumes from its newest loadable checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hourglass_w2v2.training.cli import base_parser, run
+from hourglass_w2v2.training.pretrain_task import PretrainTask
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    return run(args, "pretrain", PretrainTask)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Map-style datasets over lhotse cuts: raw-audio batches for pretraining and CTC fine-tuning.
+
+Both follow lhotse's convention: the sampler yields a ``CutSet`` per batch and
+``dataset[cuts]`` turns it into tensors. Pretraining batches are cropped to their shortest
+utterance (wav2vec 2.0's rule, no padding); CTC batches are padded and carry a padding mask and
+token ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from lhotse.lazy import LazyIteratorChain
+
+SAMPLE_RATE = 16000
+
+
+class CorruptAudioError(RuntimeError):
+    """Audio of a cut could not be read; the message names the cut id and its source."""
+
+
+def cut_set_path(manifest_dir: str | Path, corpus: str, part: str) -> Path:
+    """``<manifest_dir>/<corpus>_cuts_<part>.jsonl.gz``, the cut set of one data part."""
+    return Path(manifest_dir) / f"{corpus}_cuts_{part}.jsonl.gz"
+
+
+def load_cuts(paths: list[str | Path]) -> CutSet:
+    """Lazily open and concatenate cut sets; a missing file is an error naming it."""
+    sets = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"cut set {p} does not exist (run prepare.sh stage 3)")
+        sets.append(CutSet.from_jsonl_lazy(p))
+    return sets[0] if len(sets) == 1 else CutSet(LazyIteratorChain(*[s.data for s in sets]))
+
+
+def make_sampler(
+    cuts: CutSet,
+    max_duration: float,
+    shuffle: bool,
+    seed: int,
+    num_buckets: int = 10,
+    buffer_size: int = 20000,
+    duration_bins: list[float] | None = None,
+    drop_last: bool = False,
+) -> DynamicBucketingSampler:
+    """lhotse's ``DynamicBucketingSampler`` yielding the *global* stream of batches.
+
+    It is built for one process (``world_size=1``): the trainer deals consecutive batches to
+    ranks and accumulation steps itself, so the batches of an update do not depend on how many
+    GPUs share it. ``duration_bins`` skips the bin estimation pass on big cut sets.
+    """
+    return DynamicBucketingSampler(
+        cuts,
+        max_duration=max_duration,
+        shuffle=shuffle,
+        seed=seed,
+        num_buckets=num_buckets,
+        buffer_size=buffer_size,
+        duration_bins=duration_bins,
+        drop_last=drop_last,
+        world_size=1,
+        rank=0,
+    )
+
+
+def make_eval_sampler(cuts: CutSet, max_duration: float) -> SimpleCutSampler:
+    """Sequential batches of at most ``max_duration`` seconds, in cut-set order (validation)."""
+    return SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
+
+
+def _load_audio(cut, skip_corrupt: bool) -> np.ndarray | None:
+    try:
+        audio = cut.load_audio()
+    except Exception as e:  # soundfile, audioread, ffmpeg and lhotse raise different types
+        src = ", ".join(s.source for s in getattr(cut.recording, "sources", [])) or "?"
+        msg = f"cut {cut.id}: cannot read audio from {src} ({type(e).__name__}: {e})"
+        if skip_corrupt:
+            logging.warning("skipping %s", msg)
+            return None
+        raise CorruptAudioError(msg) from e
+    if audio.ndim == 2:
+        audio = audio[0]
+    if audio.size == 0 or not np.isfinite(audio).all():
+        msg = f"cut {cut.id}: audio is empty or contains non-finite samples"
+        if skip_corrupt:
+            logging.warning("skipping %s", msg)
+            return None
+        raise CorruptAudioError(msg)
+    return audio.astype(np.float32, copy=False)
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per utterance (fairseq's ``normalize: true``)."""
+    return torch.nn.functional.layer_norm(x, x.shape)
+
+
+class PretrainDataset(torch.utils.data.Dataset):
+    """Unlabelled audio for contrastive pretraining.
+
+    Every utterance of a batch is cropped to the batch's shortest one (capped at
+    ``max_sample_size`` samples) at a random offset, so the batch needs no padding. The offset
+    comes from an RNG seeded by ``seed`` and the batch's cut ids, which makes batches
+    reproducible across DataLoader workers and after resuming.
+
+    Returns ``{"waveforms": (B, S) float32, "padding_mask": None, "cut_ids": list[str],
+    "num_samples": int (before cropping), "num_skipped": int}``.
+    """
+
+    def __init__(
+        self,
+        max_sample_size: int = 250_000,
+        normalize: bool = False,
+        skip_corrupt: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.max_sample_size = max_sample_size
+        self.normalize = normalize
+        self.skip_corrupt = skip_corrupt
+        self.seed = seed
+
+    def __getitem__(self, cuts: CutSet) -> dict:
+        ids, audios = [], []
+        for cut in cuts:
+            audio = _load_audio(cut, self.skip_corrupt)
+            if audio is not None:
+                ids.append(cut.id)
+                audios.append(torch.from_numpy(audio))
+        num_skipped = len(cuts) - len(ids)
+        if not audios:
+            raise CorruptAudioError(f"every cut of a batch is corrupt: {[c.id for c in cuts]}")
+        if self.normalize:
+            audios = [_normalize(a) for a in audios]
+        size = min(min(a.numel() for a in audios), self.max_sample_size)
+        rng = random.Random(f"{self.seed}:{'|'.join(ids)}")
+        crops = []
+        for a in audios:
+            start = rng.randint(0, a.numel() - size)
+            crops.append(a[start : start + size])
+        return {
+            "waveforms": torch.stack(crops),
+            "padding_mask": None,
+            "cut_ids": ids,
+            "num_samples": sum(a.numel() for a in audios),
+            "num_skipped": num_skipped,
+        }
+
+
+class CtcDataset(torch.utils.data.Dataset):
+    """Labelled audio for CTC fine-tuning and validation: padded batches with token ids.
+
+    Returns ``{"waveforms": (B, S), "padding_mask": (B, S) bool True=pad, "targets": (N,) int
+    (all label sequences concatenated), "target_lengths": (B,), "texts": list[str], "cut_ids":
+    list[str], "num_samples": int, "num_skipped": int}``.
+    """
+
+    def __init__(
+        self,
+        encode: Callable[[str], list[int]],
+        normalize: bool = False,
+        skip_corrupt: bool = False,
+    ) -> None:
+        self.encode = encode
+        self.normalize = normalize
+        self.skip_corrupt = skip_corrupt
+
+    def __getitem__(self, cuts: CutSet) -> dict:
+        ids, audios, texts = [], [], []
+        for cut in cuts:
+            audio = _load_audio(cut, self.skip_corrupt)
+            if audio is None:
+                continue
+            ids.append(cut.id)
+            audios.append(torch.from_numpy(audio))
+            texts.append(cut_text(cut))
+        if not audios:
+            raise CorruptAudioError(f"every cut of a batch is corrupt: {[c.id for c in cuts]}")
+        if self.normalize:
+            audios = [_normalize(a) for a in audios]
+        lengths = torch.tensor([a.numel() for a in audios])
+        waveforms = torch.zeros(len(audios), int(lengths.max()))
+        for i, a in enumerate(audios):
+            waveforms[i, : a.numel()] = a
+        padding_mask = torch.arange(waveforms.shape[1])[None, :] >= lengths[:, None]
+        labels = [self.encode(t) for t in texts]
+        return {
+            "waveforms": waveforms,
+            "padding_mask": padding_mask,
+            "targets": torch.tensor([i for lab in labels for i in lab], dtype=torch.long),
+            "target_lengths": torch.tensor([len(lab) for lab in labels], dtype=torch.long),
+            "texts": texts,
+            "cut_ids": ids,
+            "num_samples": int(lengths.sum()),
+            "num_skipped": len(cuts) - len(ids),
+        }
+
+
+def cut_text(cut) -> str:
+    """The transcript of a cut (its supervisions joined); an unlabelled cut is an error."""
+    if not cut.supervisions or any(s.text is None for s in cut.supervisions):
+        raise ValueError(f"cut {cut.id} has no transcript (needed for CTC fine-tuning)")
+    return " ".join(s.text.strip() for s in cut.supervisions)
+
+
+def ctc_min_frames(ids: list[int]) -> int:
+    """Frames CTC needs for a label: one per token plus a blank between equal neighbours."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:], strict=False) if a == b)
+
+
+def filter_ctc_cuts(
+    cuts: CutSet,
+    encode: Callable[[str], list[int]],
+    num_frames: Callable[[int], int],
+) -> tuple[CutSet, int]:
+    """Drop cuts whose label cannot be aligned to their frames (CTC would return inf).
+
+    ``num_frames(num_samples)`` is the model's output length. Returns the kept cuts (lazy, when
+    ``cuts`` is) and how many are dropped; one counting pass logs each dropped cut id.
+    """
+
+    def fits(cut) -> bool:
+        return ctc_min_frames(encode(cut_text(cut))) <= num_frames(cut.num_samples)
+
+    dropped = 0
+    for cut in cuts:
+        if not fits(cut):
+            dropped += 1
+            logging.info(
+                "dropping cut %s: its label needs more frames than its audio gives", cut.id
+            )
+    return cuts.filter(fits), dropped

@@ -1,0 +1,123 @@
+"""Optimizer with weight-decay parameter groups, and the two learning-rate schedules.
+
+Both schedules are ``torch.optim.lr_scheduler.LambdaLR`` over a small picklable factor object,
+so their state is the ordinary scheduler ``state_dict`` and resume needs nothing special.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hourglass_w2v2.training.config import OptimConfig, ScheduleConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Split trainable parameters into decayed weights and undecayed norms/biases/embeddings.
+
+    Weight decay on layer-norm gains, biases, and the quantizer codebook / mask embedding
+    (all 1-D or explicitly excluded) pulls them towards zero for no benefit, as in fairseq and
+    nanoGPT; matrices and conv kernels (>= 2-D) are decayed.
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower():
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Adam (L2 weight decay added to the gradient) or AdamW (decoupled weight decay).
+
+    fairseq's ``adam`` decays weights decoupled, so configs reproducing fairseq use ``adamw``.
+
+    Frozen parameters (``requires_grad=False`` at build time) are left out; parameters frozen
+    only temporarily (the encoder during the first fine-tuning updates) must stay trainable
+    here and be skipped by the task instead.
+    """
+    groups = param_groups(model, cfg.weight_decay)
+    # The fused CUDA kernels are several times faster than the per-tensor loop.
+    fused = all(p.is_cuda for g in groups for p in g["params"]) or None
+    kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, **kwargs)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, **kwargs)
+    raise ValueError(f"optim.optimizer: unknown optimizer {cfg.optimizer!r} (adam, adamw)")
+
+
+class PolynomialDecay:
+    """Linear warmup from 0 to the peak lr, then polynomial decay to ``end_lr`` at ``total``."""
+
+    def __init__(self, warmup: int, total: int, end_scale: float, power: float) -> None:
+        self.warmup, self.total, self.end_scale, self.power = warmup, total, end_scale, power
+
+    def __call__(self, update: int) -> float:
+        if self.warmup > 0 and update < self.warmup:
+            return (update + 1) / self.warmup
+        if update >= self.total:
+            return self.end_scale
+        frac = 1.0 - (update - self.warmup) / max(1, self.total - self.warmup)
+        return self.end_scale + (1.0 - self.end_scale) * frac**self.power
+
+
+class TriStage:
+    """wav2vec 2.0 fine-tuning schedule: linear warmup, hold, exponential decay.
+
+    The lr goes from ``init_scale`` x peak to the peak over the first phase, holds, then decays
+    exponentially to ``final_scale`` x peak over the last phase and stays there.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        phase_ratio: tuple[float, float, float],
+        init_scale: float,
+        final_scale: float,
+    ) -> None:
+        if abs(sum(phase_ratio) - 1.0) > 1e-6:
+            raise ValueError(f"schedule.phase_ratio must sum to 1, got {list(phase_ratio)}")
+        self.warmup = int(total * phase_ratio[0])
+        self.hold = int(total * phase_ratio[1])
+        self.decay = int(total * phase_ratio[2])
+        self.init_scale, self.final_scale = init_scale, final_scale
+
+    def __call__(self, update: int) -> float:
+        if update < self.warmup:
+            return self.init_scale + (1.0 - self.init_scale) * update / self.warmup
+        update -= self.warmup
+        if update < self.hold:
+            return 1.0
+        update -= self.hold
+        if update < self.decay:
+            return math.exp(math.log(self.final_scale) * update / self.decay)
+        return self.final_scale
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    cfg: ScheduleConfig,
+    optim_cfg: OptimConfig,
+    max_updates: int,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule named by ``cfg.name``, stepped once per optimizer update."""
+    if cfg.name == "polynomial":
+        factor = PolynomialDecay(
+            cfg.warmup_updates, max_updates, cfg.end_lr / optim_cfg.lr, cfg.power
+        )
+    elif cfg.name == "tri_stage":
+        factor = TriStage(max_updates, cfg.phase_ratio, cfg.init_lr_scale, cfg.final_lr_scale)
+    elif cfg.name == "constant":
+        factor = PolynomialDecay(cfg.warmup_updates, 2**62, 1.0, 1.0)
+    else:
+        raise ValueError(f"schedule.name: unknown schedule {cfg.name!r} (polynomial, tri_stage)")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

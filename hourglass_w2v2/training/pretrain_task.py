@@ -1,0 +1,133 @@
+"""Contrastive pretraining as a :class:`~hourglass_w2v2.training.trainer.Task`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hourglass_w2v2.data.datasets import (
+    PretrainDataset,
+    cut_set_path,
+    load_cuts,
+    make_eval_sampler,
+    make_sampler,
+)
+from hourglass_w2v2.models import ModelConfig, build_model
+from hourglass_w2v2.training.config import DataConfig, ExperimentConfig
+from hourglass_w2v2.training.health import HealthMonitor
+from hourglass_w2v2.training.trainer import Task
+
+#: PretrainOutput fields logged as metrics (all means over masked frames / the batch)
+PRETRAIN_METRICS = (
+    "contrastive_loss",
+    "diversity_loss",
+    "feature_penalty",
+    "accuracy",
+    "code_perplexity",
+    "prob_perplexity",
+    "temperature",
+    "num_masked",
+)
+
+
+def model_config(cfg: ExperimentConfig) -> ModelConfig:
+    """``ModelConfig`` from the experiment's ``model`` section (a preset plus overrides)."""
+    section = dict(cfg.model)
+    preset = section.pop("preset", None)
+    if preset is None:
+        return ModelConfig.from_dict(section)
+    return ModelConfig.preset(preset, **section)
+
+
+def data_paths(d: DataConfig, train: bool) -> list[str]:
+    """Cut-set paths of the training (or validation) data named by the data section."""
+    explicit = d.train_cuts if train else d.valid_cuts
+    if explicit:
+        return list(explicit)
+    parts = d.train_parts if train else d.valid_parts
+    return [str(cut_set_path(d.manifest_dir, d.corpus, p)) for p in parts]
+
+
+def valid_cuts(d: DataConfig):
+    """The validation cuts (the first ``valid_max_cuts`` when set)."""
+    cuts = filter_durations(load_cuts(data_paths(d, train=False)), d)
+    return cuts.subset(first=d.valid_max_cuts) if d.valid_max_cuts else cuts
+
+
+def filter_durations(cuts, d: DataConfig):
+    """Lazily drop cuts outside ``[min_duration, max_cut_duration]``."""
+    if d.min_duration > 0:
+        cuts = cuts.filter(lambda c: c.duration >= d.min_duration)
+    if d.max_cut_duration is not None:
+        cuts = cuts.filter(lambda c: c.duration <= d.max_cut_duration)
+    return cuts
+
+
+class PretrainTask(Task):
+    """wav2vec 2.0 pretraining: loss = contrastive + diversity + feature penalty (model's)."""
+
+    name = "pretrain"
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = cfg
+        self.model_cfg = model_config(cfg)
+        self.health = (
+            HealthMonitor(cfg.health, self.model_cfg.num_negatives, self.model_cfg.latent_groups)
+            if cfg.health.enabled
+            else None
+        )
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.model_cfg, task="pretrain")
+
+    def train_data(self):
+        d = self.cfg.data
+        cuts = filter_durations(load_cuts(data_paths(d, train=True)), d)
+        dataset = PretrainDataset(
+            d.max_sample_size, d.normalize, d.skip_corrupt, seed=self.cfg.trainer.seed
+        )
+        sampler = make_sampler(
+            cuts,
+            d.max_duration,
+            d.shuffle,
+            self.cfg.trainer.seed,
+            d.num_buckets,
+            d.buffer_size,
+            d.duration_bins,
+        )
+        return dataset, sampler
+
+    def set_num_updates(self, model: nn.Module, update: int) -> None:
+        model.set_num_updates(update)
+
+    def compute_loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        out = model(batch["waveforms"], batch["padding_mask"])
+        metrics = {k: getattr(out, k) for k in PRETRAIN_METRICS}
+        metrics["sample_size"] = out.sample_size
+        return out.loss, metrics
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Pretraining losses and accuracy on the validation cuts (masking as in training)."""
+        d = self.cfg.data
+        if not data_paths(d, train=False):
+            return {}
+        cuts = valid_cuts(d)
+        dataset = PretrainDataset(d.max_sample_size, d.normalize, d.skip_corrupt, seed=0)
+        sampler = make_eval_sampler(cuts, d.valid_max_duration or d.max_duration)
+        device = next(model.parameters()).device
+        totals: dict[str, float] = {}
+        n_total = 0
+        # Masks and negatives are random: a fixed seed makes validation comparable over time.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(0)
+            for cuts_batch in sampler:
+                batch = dataset[cuts_batch]
+                loss, metrics = self.compute_loss(
+                    model, {"waveforms": batch["waveforms"].to(device), "padding_mask": None}
+                )
+                n = int(metrics.pop("sample_size"))
+                metrics["loss"] = loss
+                for k, v in metrics.items():
+                    totals[k] = totals.get(k, 0.0) + float(v) * n
+                n_total += n
+        return {k: v / max(n_total, 1) for k, v in totals.items()} if n_total else {}

@@ -1,0 +1,654 @@
+"""The one training loop, shared by pretraining and CTC fine-tuning.
+
+A :class:`Task` supplies the model, the data and ``compute_loss(model, batch)``; the
+:class:`Trainer` owns everything else: optimizer and schedule, mixed precision, gradient
+accumulation, DDP, clipping, non-finite handling, logging, validation, checkpoints and resume.
+
+Reproducibility rules the loop is built on:
+
+- the batches of an update depend only on the global batch (see ``training/sampling.py``);
+- before each micro-batch, torch/numpy/python RNGs are seeded from ``(seed, epoch, step,
+  shard)`` (as fairseq does per update), so masking, negatives, Gumbel noise and dropout are
+  the same whether a shard runs on its own GPU or as an accumulation step;
+- micro-batch losses are weighted by their ``sample_size`` and the summed gradient is divided
+  by the global ``sample_size``, so accumulation and DDP give the same gradient.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from hourglass_w2v2.training.checkpoint import (
+    atomic_save,
+    load_latest,
+    rotate_checkpoints,
+)
+from hourglass_w2v2.training.config import ExperimentConfig
+from hourglass_w2v2.training.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_sum,
+    barrier,
+    setup_distributed,
+)
+from hourglass_w2v2.training.health import HealthMonitor
+from hourglass_w2v2.training.optim import build_optimizer, build_scheduler
+from hourglass_w2v2.training.sampling import UpdateBatchSampler
+
+SAMPLE_RATE = 16000
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteError(RuntimeError):
+    """Too many updates in a row had a non-finite loss or gradient."""
+
+
+class HealthError(RuntimeError):
+    """The health monitor found a failure and ``health.stop_on_failure`` is set."""
+
+
+class Task:
+    """What a training task supplies to the :class:`Trainer` (pretraining, CTC, ...)."""
+
+    name: str = "task"
+    #: validation metric to minimise for ``best.pt`` (None: no best checkpoint)
+    best_metric: str | None = None
+    health: HealthMonitor | None = None
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def train_data(self) -> tuple[torch.utils.data.Dataset, Any]:
+        """``(dataset, lhotse sampler)`` of the training set; the sampler has world_size 1."""
+        raise NotImplementedError
+
+    def set_num_updates(self, model: nn.Module, update: int) -> None:
+        """Called before every update (temperature annealing, encoder freezing)."""
+
+    def compute_loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Mean loss over the micro-batch and metrics (tensors or floats, means over the
+        micro-batch), which must include ``sample_size`` (the loss's normaliser)."""
+        raise NotImplementedError
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        return {}
+
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """Task-specific checkpoint keys (``task``, ``vocab_size``, ``lang_dir``)."""
+        return {"task": self.name, "vocab_size": None, "lang_dir": None}
+
+    def init_description(self) -> str:
+        return "scratch"
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Hook after the last checkpoint (e.g. checkpoint averaging)."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _shard_seed(seed: int, epoch: int, step: int, shard: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + step) * 1_009 + shard
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states of python, numpy, torch CPU and all CUDA devices of this process."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def enable_activation_checkpointing(model: nn.Module) -> int:
+    """Recompute every transformer layer's activations in backward instead of storing them.
+
+    Trades ~30% more compute for memory that no longer grows with depth; dropout masks are
+    replayed identically (``torch.utils.checkpoint`` restores the RNG state). Returns how many
+    layers were wrapped.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    from hourglass_w2v2.models.encoder import EncoderLayer
+
+    layers = [m for m in model.modules() if isinstance(m, EncoderLayer)]
+    for layer in layers:
+        forward = layer.forward
+
+        def checkpointed(x, attn_mask, _forward=forward):
+            if not torch.is_grad_enabled():
+                return _forward(x, attn_mask)
+            return checkpoint(_forward, x, attn_mask, use_reentrant=False)
+
+        layer.forward = checkpointed
+    return len(layers)
+
+
+def derive_accum_grad(cfg: ExperimentConfig, world_size: int) -> int:
+    """Accumulation steps so that ``world_size x accum x max_duration`` is the global batch."""
+    t = cfg.trainer
+    if t.global_batch_duration is None:
+        return max(1, t.accum_grad)
+    shards = t.global_batch_duration / cfg.data.max_duration
+    accum = shards / world_size
+    if accum < 1 or abs(accum - round(accum)) > 1e-6:
+        raise ValueError(
+            f"trainer.global_batch_duration={t.global_batch_duration} s is not a multiple of "
+            f"world_size ({world_size}) x data.max_duration ({cfg.data.max_duration} s); "
+            f"pick a max_duration that divides {t.global_batch_duration / world_size:g} s"
+        )
+    return int(round(accum))
+
+
+def setup_logging(log_dir: Path, rank: int, name: str) -> Path:
+    """Text log ``log/log-<name>-<datetime>[-rank]`` plus stderr (rank 0 only)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    path = log_dir / (f"log-{name}-{stamp}" + (f"-rank{rank}" if rank else ""))
+    fmt = logging.Formatter(
+        f"%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] (rank {rank}) %(message)s"
+    )
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for h in list(root.handlers):
+        if getattr(h, "_hourglass", False):
+            root.removeHandler(h)
+    handlers: list[logging.Handler] = [logging.FileHandler(path)]
+    if rank == 0:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for h in handlers:
+        h.setFormatter(fmt)
+        h._hourglass = True
+        root.addHandler(h)
+    return path
+
+
+class Trainer:
+    """Runs ``cfg.trainer.max_updates`` updates of ``task`` in ``exp_dir``, resuming if it can."""
+
+    def __init__(self, cfg: ExperimentConfig, task: Task, exp_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.exp_dir = Path(exp_dir)
+        self.ckpt_dir = self.exp_dir / "checkpoints"
+        self.dist: DistInfo = setup_distributed(cfg.trainer.device)
+        self.accum_grad = derive_accum_grad(cfg, self.dist.world_size)
+        self.update = 0
+        self.epoch = 0
+        self.step_in_epoch = 0  # attempted updates this epoch (skipped ones included)
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+        self.corrupt_skipped = 0  # cuts of this rank whose audio could not be read
+        self.train_seconds = 0.0
+        self.audio_seconds = 0.0
+        self.best_valid: float | None = None
+        self.last_metrics: dict[str, float] = {}
+        self._stop_signal: int | None = None
+        self.ddp: DistributedDataParallel | None = None  # set by _wrap() under torchrun
+
+    # ------------------------------------------------------------------ set-up
+    def _build(self) -> None:
+        cfg, t = self.cfg, self.cfg.trainer
+        seed_everything(t.seed)
+        self.model = self.task.build_model().to(self.dist.device)
+        self.raw_model = self.model
+        if t.activation_checkpointing:
+            n = enable_activation_checkpointing(self.model)
+            logging.info("activation checkpointing on %d transformer layers", n)
+        self.num_params = sum(p.numel() for p in self.raw_model.parameters())
+        # the model section resolved to every ModelConfig field: rerunnable as it stands
+        self.resolved_config = {**cfg.to_dict(), "model": self.raw_model.cfg.to_dict()}
+        self.optimizer = build_optimizer(self.raw_model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.optim, t.max_updates)
+        if t.precision not in PRECISIONS:
+            raise ValueError(
+                f"trainer.precision must be one of {list(PRECISIONS)}, got {t.precision!r}"
+            )
+        self.amp_dtype = PRECISIONS[t.precision]
+        # fairseq's fp16 starts the loss scale at 128; 2**16 wastes updates calibrating.
+        self.scaler = torch.amp.GradScaler(
+            self.dist.device.type, init_scale=128.0, enabled=t.precision == "fp16"
+        )
+        self.dataset, sampler = self.task.train_data()
+        self.batches = UpdateBatchSampler(
+            sampler, self.dist.world_size, self.dist.rank, self.accum_grad
+        )
+
+    def _wrap(self) -> None:
+        t = self.cfg.trainer
+        if self.dist.world_size > 1:
+            self.model = self.ddp = DistributedDataParallel(
+                self.model,
+                device_ids=[self.dist.local_rank] if self.dist.device.type == "cuda" else None,
+                find_unused_parameters=t.find_unused_parameters,
+            )
+        if t.compile:
+            self.model = torch.compile(self.model)
+
+    def _resume(self) -> bool:
+        found = load_latest(self.ckpt_dir)
+        if found is None:
+            return False
+        ckpt, path = found
+        logging.info("resuming from %s (update %d)", path, ckpt["update"])
+        self.raw_model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["grad_scaler"])
+        self.update, self.epoch = ckpt["update"], ckpt["epoch"]
+        sampler_state = ckpt["sampler"]
+        if sampler_state["num_shards"] != self.batches.num_shards:
+            raise ValueError(
+                f"{path} was trained with {sampler_state['num_shards']} batches per update, this "
+                f"run has {self.batches.num_shards} (world_size x accum_grad); keep the global "
+                "batch and data.max_duration unchanged to resume"
+            )
+        self.step_in_epoch = sampler_state["step_in_epoch"]
+        rngs = ckpt["rng"]
+        if len(rngs) == self.dist.world_size:
+            set_rng_state(rngs[self.dist.rank])
+        else:
+            logging.warning(
+                "checkpoint has RNG states of %d processes, running %d: not restored",
+                len(rngs),
+                self.dist.world_size,
+            )
+        state = ckpt["metrics"].get("trainer", {})
+        self.train_seconds = state.get("train_seconds", 0.0)
+        self.audio_seconds = state.get("audio_seconds", 0.0)
+        self.nonfinite_total = state.get("nonfinite_total", 0)
+        self.best_valid = state.get("best_valid")
+        if self.task.health is not None and "health" in state:
+            self.task.health.load_state_dict(state["health"])
+        return True
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The full checkpoint dict (every key of ``CHECKPOINT_KEYS``); collective under DDP."""
+        rngs = all_gather_object(rng_state())
+        trainer_state = {
+            "train_seconds": self.train_seconds,
+            "audio_seconds": self.audio_seconds,
+            "nonfinite_total": self.nonfinite_total,
+            "best_valid": self.best_valid,
+        }
+        if self.task.health is not None:
+            trainer_state["health"] = self.task.health.state_dict()
+        return {
+            "model": self.raw_model.state_dict(),
+            "model_config": self.raw_model.cfg.to_dict(),
+            **self.task.checkpoint_fields(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
+            "sampler": {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "num_shards": self.batches.num_shards,
+            },
+            "rng": rngs,
+            "update": self.update,
+            "epoch": self.epoch,
+            "config": self.resolved_config,
+            "metrics": {"last": dict(self.last_metrics), "trainer": trainer_state},
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``ckpt-<update>.pt`` (rank 0), rotate old ones, refresh ``train_info.json``."""
+        state = self.checkpoint_state()
+        path = self.ckpt_dir / f"ckpt-{self.update}.pt"
+        if self.dist.is_main:
+            atomic_save(state, path)
+            for old in rotate_checkpoints(
+                self.ckpt_dir, self.cfg.trainer.keep_last, self.cfg.trainer.keep_every
+            ):
+                logging.info("removed old checkpoint %s", old.name)
+            self.write_train_info()
+            logging.info("saved %s", path)
+        barrier()
+        return path if self.dist.is_main else None
+
+    def write_train_info(self) -> None:
+        info = {
+            "num_params": self.num_params,
+            "updates": self.update,
+            "train_hours": self.train_seconds / 3600,
+            "audio_hours_seen": self.audio_seconds / 3600,
+            "init": self.task.init_description(),
+        }
+        (self.exp_dir / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ the loop
+    def _micro_batches(self) -> Iterator[list[dict]]:
+        """This rank's micro-batches, ``accum_grad`` per update, for the rest of the epoch."""
+        d = self.cfg.data
+        self.batches.set_epoch(self.epoch, skip_steps=self.step_in_epoch)
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            sampler=self.batches,
+            batch_size=None,
+            num_workers=d.num_workers,
+            persistent_workers=False,
+            pin_memory=self.dist.device.type == "cuda",
+            # its own generator, so creating workers never consumes the global torch RNG
+            generator=torch.Generator().manual_seed(self.cfg.trainer.seed + self.epoch),
+        )
+        group: list[dict] = []
+        for batch in loader:
+            group.append(batch)
+            if len(group) == self.accum_grad:
+                yield group
+                group = []
+
+    def _to_device(self, batch: dict) -> dict:
+        return {
+            k: v.to(self.dist.device, non_blocking=True) if torch.is_tensor(v) else v
+            for k, v in batch.items()
+        }
+
+    def train_step(self, group: list[dict]) -> dict[str, float] | None:
+        """One update over this rank's micro-batches; None when it was skipped (non-finite)."""
+        t = self.cfg.trainer
+        self.model.train()
+        self.task.set_num_updates(self.raw_model, self.update)
+        device = self.dist.device
+        autocast = (
+            torch.autocast(device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else nullcontext()
+        )
+        keys: list[str] | None = None
+        sums = None
+        for i, batch in enumerate(group):
+            shard = self.dist.rank * self.accum_grad + i
+            seed_everything(_shard_seed(t.seed, self.epoch, self.step_in_epoch, shard))
+            batch = self._to_device(batch)
+            # all-reduce the gradients once per update, after the last micro-batch
+            sync = self.ddp is None or i == len(group) - 1
+            with nullcontext() if sync else self.ddp.no_sync():
+                with autocast:
+                    loss, metrics = self.task.compute_loss(self.model, batch)
+                n = torch.as_tensor(metrics["sample_size"], dtype=torch.float32, device=device)
+                self.scaler.scale(loss.float() * n).backward()
+            if keys is None:
+                keys = sorted(k for k in metrics if k != "sample_size")
+                sums = torch.zeros(len(keys) + 4, device=device, dtype=torch.float64)
+            vals = torch.stack(
+                [
+                    torch.as_tensor(metrics[k], device=device).detach().double().reshape(())
+                    for k in keys
+                ]
+                + [loss.detach().double()]
+            )
+            sums[: len(keys) + 1] += vals * n
+            sums[-3] += n
+            sums[-2] += batch["waveforms"].shape[0] * batch["waveforms"].shape[1] / SAMPLE_RATE
+            self.corrupt_skipped += batch.get("num_skipped", 0)  # data.skip_corrupt
+        sums[-1] = float(self._stop_signal is not None)
+        all_reduce_sum(sums)
+        total = sums[-3]
+        # DDP averaged the gradients over ranks; undo that and normalise by the global size.
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.raw_model.parameters() if p.grad is not None]
+        grads = [p.grad for p in params]
+        if grads:
+            torch._foreach_mul_(grads, (self.dist.world_size / total.clamp(min=1)).float())
+        max_norm = self.cfg.optim.clip_grad_norm if self.cfg.optim.clip_grad_norm > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        reduced = sums.tolist()
+        finite = math.isfinite(float(grad_norm)) and math.isfinite(reduced[len(keys)])
+        lr = self.optimizer.param_groups[0]["lr"]
+        if finite:
+            self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step_in_epoch += 1
+        self.audio_seconds += reduced[-2]
+        if reduced[-1] > 0 and self._stop_signal is None:
+            self._stop_signal = signal.SIGTERM  # another rank was signalled
+        if not finite:
+            self.nonfinite_in_a_row += 1
+            self.nonfinite_total += 1
+            logging.warning(
+                "update %d: non-finite loss or gradient (grad norm %s); skipped (%d in a row, "
+                "%d in total)",
+                self.update + 1,
+                float(grad_norm),
+                self.nonfinite_in_a_row,
+                self.nonfinite_total,
+            )
+            if self.nonfinite_in_a_row >= t.max_consecutive_nonfinite:
+                raise NonFiniteError(
+                    f"{self.nonfinite_in_a_row} updates in a row had a non-finite loss or "
+                    f"gradient (last at update {self.update + 1}); lower optim.lr, use "
+                    "trainer.precision=bf16/fp32, or check the data"
+                )
+            return None
+        self.nonfinite_in_a_row = 0
+        self.update += 1
+        self.scheduler.step()
+        out = {k: reduced[i] / max(reduced[-3], 1.0) for i, k in enumerate(keys)}
+        out["loss"] = reduced[len(keys)] / max(reduced[-3], 1.0)
+        out["sample_size"] = reduced[-3]
+        out["grad_norm"] = float(grad_norm)
+        out["lr"] = lr
+        out["audio_seconds"] = reduced[-2]
+        return out
+
+    def _install_signal_handlers(self) -> dict:
+        """Turn SIGTERM/SIGINT into "checkpoint after this update and exit"; return the old."""
+
+        def handler(signum, frame):
+            logging.warning("received signal %d: checkpointing after this update", signum)
+            self._stop_signal = signum
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def fit(self) -> dict[str, float]:
+        """Train until ``max_updates`` (or ``max_epochs``, or a signal); return last metrics."""
+        t = self.cfg.trainer
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        log_path = setup_logging(self.exp_dir / "log", self.dist.rank, f"train-{self.task.name}")
+        self._build()
+        resumed = self._resume()
+        self._wrap()
+        main = self.dist.is_main
+        if main:
+            (self.exp_dir / "config.yaml").write_text(
+                yaml.safe_dump(self.resolved_config, sort_keys=False)
+            )
+            logging.info("log: %s", log_path)
+            logging.info(
+                "%s: %d parameters, %d process(es) x accum %d x max_duration %g s per update, "
+                "precision %s, device %s%s",
+                self.task.name,
+                self.num_params,
+                self.dist.world_size,
+                self.accum_grad,
+                self.cfg.data.max_duration,
+                t.precision,
+                self.dist.device,
+                f", resumed at update {self.update}" if resumed else "",
+            )
+        with ExitStack() as stack:
+            self._writer = self._metrics_log = self._bar = None
+            if main:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(
+                    str(self.exp_dir / "tensorboard"), purge_step=self.update or None
+                )
+                stack.callback(self._writer.close)
+                self._metrics_log = stack.enter_context(
+                    (self.exp_dir / "log" / "train_metrics.jsonl").open("a")
+                )
+                if t.progress:
+                    from tqdm import tqdm
+                    from tqdm.contrib.logging import logging_redirect_tqdm
+
+                    self._bar = stack.enter_context(
+                        tqdm(
+                            total=t.max_updates,
+                            initial=self.update,
+                            desc=self.task.name,
+                            unit="upd",
+                            dynamic_ncols=True,
+                            disable=None,  # no bar when stderr is not a terminal (logs, CI)
+                        )
+                    )
+                    stack.enter_context(logging_redirect_tqdm())
+            old_handlers = self._install_signal_handlers()
+            stack.callback(lambda: [signal.signal(s, h) for s, h in old_handlers.items()])
+            if self.update >= t.max_updates:
+                logging.info("already trained for %d updates", self.update)
+            elif not self._train_loop(last_saved=self.update if resumed else -1):
+                return self.last_metrics  # stopped by a signal, checkpoint written
+            if main:
+                self.write_train_info()
+                self.task.on_train_end(self)
+            barrier()
+        logging.info(
+            "done: %d updates, %.2f h of audio seen", self.update, self.audio_seconds / 3600
+        )
+        return self.last_metrics
+
+    def _train_loop(self, last_saved: int) -> bool:
+        """Epochs of updates with validation and checkpoints; False when a signal stopped it."""
+        t = self.cfg.trainer
+        while self.update < t.max_updates and self.epoch < t.max_epochs:
+            tick = time.perf_counter()
+            for group in self._micro_batches():
+                out = self.train_step(group)
+                now = time.perf_counter()
+                self.train_seconds += now - tick
+                if out is not None:
+                    out["audio_seconds_per_second"] = out["audio_seconds"] / max(now - tick, 1e-9)
+                    out["nonfinite_skipped"] = self.nonfinite_total
+                    out["corrupt_cuts_skipped"] = self.corrupt_skipped
+                    out["peak_memory_gb"] = self._peak_memory_gb()
+                    self.last_metrics = out
+                    self._after_update(out)
+                    if self._stop_signal is None:
+                        if t.valid_interval > 0 and self.update % t.valid_interval == 0:
+                            self.run_validation()
+                        if self.update % t.save_interval == 0:
+                            self.save_checkpoint()
+                            last_saved = self.update
+                if self._stop_signal is not None:
+                    logging.warning(
+                        "stopping on signal %d at update %d", self._stop_signal, self.update
+                    )
+                    if last_saved != self.update:
+                        self.save_checkpoint()
+                    return False
+                if self.update >= t.max_updates:
+                    break
+                tick = time.perf_counter()
+            else:
+                self.epoch += 1
+                self.step_in_epoch = 0
+        if t.valid_interval == 0 or self.update % t.valid_interval != 0:
+            self.run_validation()
+        if last_saved != self.update:
+            self.save_checkpoint()
+        return True
+
+    def _peak_memory_gb(self) -> float:
+        if self.dist.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.dist.device) / 2**30
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+
+    def _after_update(self, out: dict) -> None:
+        """Log an update (rank 0) and judge its health (every rank, on the same metrics)."""
+        t = self.cfg.trainer
+        health = self.task.health
+        events = health.update(self.update, out) if health is not None else []
+        if self.dist.is_main:
+            if self._bar is not None:
+                self._bar.update(1)
+                self._bar.set_postfix(
+                    loss=f"{out['loss']:.3f}", lr=f"{out['lr']:.2e}", refresh=False
+                )
+            for e in events:
+                logging.warning("health (update %d): %s", self.update, e.message)
+                self._writer.add_scalar(f"health/{e.kind}", 1.0, self.update)
+            if self.update % t.log_interval == 0 or self.update == 1:
+                for k, v in out.items():
+                    self._writer.add_scalar(f"train/{k}", v, self.update)
+                self._metrics_log.write(json.dumps({"update": self.update, **out}) + "\n")
+                self._metrics_log.flush()
+                shown = " ".join(f"{k}={v:.4g}" for k, v in out.items() if k != "audio_seconds")
+                logging.info("epoch %d update %d: %s", self.epoch, self.update, shown)
+        fatal = [e for e in events if e.fatal]
+        if fatal and self.cfg.health.stop_on_failure:
+            self.save_checkpoint()  # collective: every rank reaches it, as all see `fatal`
+            raise HealthError("; ".join(e.message for e in fatal))
+
+    def run_validation(self) -> dict[str, float]:
+        """Validate on rank 0 (others wait); keep ``best.pt`` when the task's metric improves."""
+        metrics: dict[str, float] = {}
+        if self.dist.is_main:
+            model = self.raw_model
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                metrics = self.task.validate(model)
+            model.train(was_training)
+            for k, v in metrics.items():
+                self._writer.add_scalar(f"valid/{k}", v, self.update)
+            if metrics:
+                logging.info(
+                    "validation at update %d: %s",
+                    self.update,
+                    " ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+                )
+        key = self.task.best_metric
+        improved = torch.zeros(1, device=self.dist.device)
+        if key is not None and self.dist.is_main and key in metrics:
+            if self.best_valid is None or metrics[key] < self.best_valid:
+                self.best_valid = metrics[key]
+                improved[0] = 1
+        if key is not None and float(all_reduce_sum(improved)) > 0:
+            state = self.checkpoint_state()
+            if self.dist.is_main:
+                atomic_save(state, self.ckpt_dir / "best.pt")
+                logging.info(
+                    "new best %s=%.4g at update %d -> best.pt", key, self.best_valid, self.update
+                )
+        barrier()
+        return metrics
