@@ -31,10 +31,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	cd $(SYNTH) && ./demo.sh
+	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh
 
 demo-large: setup
-	cd $(SYNTH) && ./demo.sh --size large
+	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh --size large
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make demo`: the synth recipe end to end on a CPU.
+#
+#   ./demo.sh [--size default|large] [--world-size 1]
+#
+# prepare (corpus, manifests, cuts, units, graphs) -> pretrain tiny-hourglass -> fine-tune it on
+# train-10min -> fine-tune from scratch on train-10min (the baseline) -> decode both with
+# ctc-greedy and 1best over HLG -> the results table (also written to exp/demo_results.md).
+# Every step resumes or skips what is already done, so an interrupted demo continues.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+size=default
+world_size=1
+pretrain_config=conf/pretrain_tiny_hourglass.yaml
+finetune_config=conf/finetune_tiny_10min.yaml
+
+help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
+Options: --size --world-size --pretrain-config --finetune-config"
+. ./utils/parse_options.sh
+. ./utils/log.sh
+
+start=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - start )) s"; }
+
+suffix=""
+[ "$size" = default ] || suffix="_$size"
+pre=exp/demo_pretrain$suffix
+ft_pre=exp/demo_ft_10min_pretrained$suffix
+ft_scratch=exp/demo_ft_10min_scratch$suffix
+
+log "prepare.sh (size $size)"
+./prepare.sh --size "$size"
+log "prepare done after $(elapsed)"
+
+./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --config "$pretrain_config" \
+  --exp-dir "$pre"
+log "pretraining done after $(elapsed)"
+
+./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
+  --init "$pre" --exp-dir "$ft_pre"
+log "fine-tuning + decoding of the pretrained model done after $(elapsed)"
+
+./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
+  --init scratch --exp-dir "$ft_scratch"
+log "fine-tuning + decoding of the from-scratch baseline done after $(elapsed)"
+
+python -m hourglass_w2v2.bin.results "$ft_pre" "$ft_scratch" --out exp/demo_results$suffix.md
+log "demo finished in $(elapsed); table in exp/demo_results$suffix.md"
