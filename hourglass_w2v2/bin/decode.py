@@ -64,7 +64,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-active", type=int, default=1000)
     p.add_argument("--lattice-beam", type=float, default=8.0)
     p.add_argument("--lm-scales", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2, 1.5])
-    p.add_argument("--num-paths", type=int, default=50, help="n-best size for nbest/lm-rescore")
+    p.add_argument(
+        "--num-paths",
+        type=int,
+        default=50,
+        help="paths drawn from each lattice for nbest/lm-rescore",
+    )
     p.add_argument("--rescore-lm", type=Path, default=None, help="ARPA LM for lm-rescore")
     p.add_argument(
         "--max-duration",

@@ -11,14 +11,14 @@ A method turns a ``(T, V)`` log-prob matrix into ``{key: words}``; ``key`` names
 - ``lm-rescore``: the same n-best list rescored with a bigger n-gram (the 4-gram), keys
   ``lm_scale_<s>`` weighting the new LM against the acoustics.
 
-``nbest`` and ``lm-rescore`` search once for a lattice with ``LatticeSimpleDecoder``, which has
-no max-active limit: on a weak model's flat posteriors keep ``--beam`` small (8-10) for them.
+``nbest`` and ``lm-rescore`` search once per utterance for a lattice (beam, max-active and
+lattice beam as for ``1best``), then draw ``num_paths`` paths from it and score the distinct word
+sequences on the whole lattice, as icefall does.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,9 +29,11 @@ from hourglass_w2v2.decoding import k2_backend
 from hourglass_w2v2.decoding.greedy import ctc_greedy_search
 from hourglass_w2v2.decoding.kaldi_backend import (
     LN10,
+    NBEST_SCALE,
     GraphSearch,
-    Hypothesis,
+    LatticeArrays,
     SearchOptions,
+    lattice_best_path,
     lattice_nbest,
     load_graph,
 )
@@ -188,13 +190,25 @@ class Decoder:
                 for k, s in zip(keys, self.lm_scales, strict=True)
             }
         lattice = self.search.lattice(log_probs)
+        if lattice is None:
+            return {k: [] for k in keys}
         if self.method == "nbest":
-            out = {}
-            for k, s in zip(keys, self.lm_scales, strict=True):
-                hyps = lattice_nbest(lattice, self.num_paths, s)
-                out[k] = self._to_words(_best_by_logsum(hyps))
-            return out
+            # num_paths paths in all, drawn at every scale; the union is scored once for all
+            arrays = LatticeArrays(lattice)
+            rng = np.random.default_rng(0)
+            per_scale = max(1, self.num_paths // len(self.lm_scales))
+            hyps = []
+            for s in self.lm_scales:
+                hyps.append(tuple(lattice_best_path(lattice, s)))
+                hyps += arrays.sample_words(per_scale, s * NBEST_SCALE, rng)
+            hyps = list(dict.fromkeys(hyps))
+            _, _, logsum = arrays.score(hyps, self.lm_scales)
+            return {
+                k: self._to_words(list(hyps[int(np.argmin(logsum[:, i]))]))
+                for i, k in enumerate(keys)
+            }
         assert self.rescorer is not None
+        # the n-best list is drawn once at scale 1; each scale re-weights the new LM's costs
         hyps = lattice_nbest(lattice, self.num_paths, 1.0)
         lm_costs = [self.rescorer.cost(self._to_words(h.olabels)) for h in hyps]
         out = {}
@@ -205,11 +219,3 @@ class Decoder:
             totals = [h.acoustic_cost + s * c for h, c in zip(hyps, lm_costs, strict=True)]
             out[k] = self._to_words(hyps[int(np.argmin(totals))].olabels)
         return out
-
-
-def _best_by_logsum(hyps: list[Hypothesis]) -> list[int]:
-    """Word sequence with the highest summed probability over its alignments."""
-    if not hyps:
-        return []
-    best = min(hyps, key=lambda h: h.logsum_cost if h.logsum_cost is not None else math.inf)
-    return best.olabels

@@ -96,21 +96,16 @@ def train_sentencepiece(
             # specials + '▁' + every character; hard_vocab_limit=False lets sentencepiece stop at
             # the real character inventory.
             vocab_size = len(chars) + 4
-        spm.SentencePieceTrainer.train(
-            input=str(corpus),
-            model_prefix=str(Path(tmp) / "sp"),
-            model_type="unigram" if unit == "bpe" else "char",
-            vocab_size=vocab_size,
-            hard_vocab_limit=unit == "bpe",
-            character_coverage=1.0,
-            input_sentence_size=10_000_000,
-            shuffle_input_sentence=True,
-            user_defined_symbols=[BLANK, SOS_EOS],
-            unk_id=2,
-            bos_id=-1,
-            eos_id=-1,
-            minloglevel=2,
-        )
+        try:
+            _train_spm(corpus, Path(tmp) / "sp", unit, vocab_size)
+        except RuntimeError as e:
+            if "Vocabulary size too high" not in str(e):
+                raise
+            raise ValueError(
+                f"{lang_dir}: {vocab_size} BPE units are more than the transcripts support "
+                f"({str(e).rsplit('Please set it to a value', 1)[-1].strip(' .')}); "
+                "lower --vocab-size (prepare.sh --bpe-vocab-sizes)"
+            ) from None
         model_path = lang_dir / model_name
         model_path.write_bytes((Path(tmp) / "sp.model").read_bytes())
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
@@ -120,6 +115,24 @@ def train_sentencepiece(
     )
     logging.info("trained %s with %d units -> %s", model_name, sp.get_piece_size(), model_path)
     return model_path
+
+
+def _train_spm(corpus: Path, prefix: Path, unit: str, vocab_size: int) -> None:
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(prefix),
+        model_type="unigram" if unit == "bpe" else "char",
+        vocab_size=vocab_size,
+        hard_vocab_limit=unit == "bpe",
+        character_coverage=1.0,
+        input_sentence_size=10_000_000,
+        shuffle_input_sentence=True,
+        user_defined_symbols=[BLANK, SOS_EOS],
+        unk_id=2,
+        bos_id=-1,
+        eos_id=-1,
+        minloglevel=2,
+    )
 
 
 def write_symbol_table(path: str | Path, items: Iterable[tuple[str, int]]) -> None:

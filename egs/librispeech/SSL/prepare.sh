@@ -90,20 +90,38 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   fi
 fi
 
-# Units are learned from the training transcripts (read from the train-* supervisions); the
-# word list adds LibriSpeech's 200k-word vocabulary.
+# Units are learned from the training transcripts (read from the train-* supervisions). The word
+# list adds LibriSpeech's 200k-word vocabulary and every word of the 3-gram, so that G's words are
+# all in words.txt (stage 5 fails otherwise).
 transcripts=$(for p in $pretrain_parts; do echo $manifests/${corpus}_supervisions_$p.jsonl.gz; done)
+arpa3=$dl_dir/lm/3-gram.pruned.1e-7.arpa
+arpa4=$dl_dir/lm/4-gram.arpa
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   if [ -f data/.lang.done ]; then
     log "Stage 4: lang dirs exist, skipping"
   else
     log "Stage 4: character and BPE ($bpe_vocab_sizes) units in data/lang_char, data/lang_bpe_N"
+    if [ -z "$transcripts" ]; then
+      log "Error: no train-* part under $dl_dir/LibriSpeech to learn units from"
+      exit 1
+    fi
+    words_text=""
+    [ -f "$dl_dir/lm/librispeech-vocab.txt" ] && words_text="$dl_dir/lm/librispeech-vocab.txt"
+    if [ -f "$arpa3" ]; then
+      mkdir -p data/lm
+      # the unigram section's words (second field); the reserved ones are dropped by prepare_lang
+      awk '/^\\1-grams:/ {on = 1; next} /^\\/ {on = 0} on && NF >= 2 {print $2}' "$arpa3" \
+        > data/lm/3-gram-words.txt
+      words_text="$words_text data/lm/3-gram-words.txt"
+    fi
+    [ -z "$words_text" ] && log "Warning: neither $dl_dir/lm/librispeech-vocab.txt nor $arpa3;" \
+      "the word list has the transcripts' words only"
     python -m hourglass_w2v2.bin.prepare_lang --unit char --text $transcripts \
-      --words-text "$dl_dir/lm/librispeech-vocab.txt" --lang-dir data/lang_char
+      --words-text $words_text --lang-dir data/lang_char
     for n in $bpe_vocab_sizes; do
       python -m hourglass_w2v2.bin.prepare_lang --unit bpe --vocab-size "$n" --text $transcripts \
-        --words-text "$dl_dir/lm/librispeech-vocab.txt" --lang-dir data/lang_bpe_$n
+        --words-text $words_text --lang-dir data/lang_bpe_$n
     done
     touch data/.lang.done
   fi
@@ -114,9 +132,17 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     log "Stage 5: LMs and graphs exist, skipping"
   else
     log "Stage 5: LibriSpeech's 3-gram (pruned 1e-7) and 4-gram LMs, H/L/HL/HLG graphs"
+    if [ ! -f "$arpa3" ]; then
+      log "Error: $arpa3 not found; run stage 0 with --download true (OpenSLR 11)"
+      exit 1
+    fi
     mkdir -p data/lm
-    ln -sfn "$(realpath "$dl_dir/lm/3-gram.pruned.1e-7.arpa")" data/lm/G_3_gram.arpa
-    ln -sfn "$(realpath "$dl_dir/lm/4-gram.arpa")" data/lm/G_4_gram.arpa
+    ln -sfn "$(realpath "$arpa3")" data/lm/G_3_gram.arpa
+    if [ -f "$arpa4" ]; then
+      ln -sfn "$(realpath "$arpa4")" data/lm/G_4_gram.arpa  # for decode --method lm-rescore
+    else
+      log "Warning: $arpa4 not found; lm-rescore will have no 4-gram"
+    fi
     for lang in data/lang_char $(for n in $bpe_vocab_sizes; do echo data/lang_bpe_$n; done); do
       python -m hourglass_w2v2.bin.compile_graphs --lang-dir "$lang" --arpa data/lm/G_3_gram.arpa
     done

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU benchmarks in one call each, for a session lent a GPU machine (see docs/benchmarks.md).
+# Run from the repository root on the GPU machine; needs only torch, torchaudio and transformers
+# (the models import nothing else), so no wheels have to travel.
+#
+#   bash benchmarks/gpu.sh encoder   # encoder_speed.py at base, bf16, compile off and on (~6 min)
+#   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16 (~5 min)
+#
+# Tables go to stdout and to $OUT (the device tool's output folder) or benchmarks/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-encoder}
+out=${OUT:-benchmarks/out}
+mkdir -p "$out"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
+python -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__)" \
+  | tee -a "$out/device.txt"
+
+case "$what" in
+  encoder)
+    common=(--device cuda --dtype bf16 --sizes base --batch 8 --lengths 2 5 10 15 30
+            --factors 2 3 4 5 6 --steps 10 --warmup 3 --markdown)
+    python benchmarks/encoder_speed.py "${common[@]}" | tee "$out/encoder_bf16.md"
+    python benchmarks/encoder_speed.py "${common[@]}" --compile | tee "$out/encoder_bf16_compile.md"
+    ;;
+  train)
+    # The Base recipe's per-GPU batch: 1.4M samples = 87.5 s of audio, here as 8 x 10.9 s crops.
+    python benchmarks/train_speed.py --device cuda --precision bf16 \
+      --models base base-hourglass hf-base --compile both --batch-seconds 87.5 \
+      --utt-seconds 10.9375 --updates 20 --warmup 5 | tee "$out/train_bf16.md"
+    ;;
+  *) echo "usage: $0 encoder|train" >&2; exit 2 ;;
+esac
