@@ -30,7 +30,7 @@ ft_pre=exp/demo_ft_10min_pretrained$suffix
 ft_scratch=exp/demo_ft_10min_scratch$suffix
 
 log "prepare.sh (size $size)"
-./prepare.sh --size "$size"
+./prepare.sh --size "$size" --bpe-vocab-sizes ""   # the demo decodes with chars only
 log "prepare done after $(elapsed)"
 
 ./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --config "$pretrain_config" \
