@@ -211,8 +211,15 @@ def config_from_fairseq(
 
 def _load_checkpoint(checkpoint: dict[str, Any] | str | Path) -> dict[str, Any]:
     if isinstance(checkpoint, (str, Path)):
-        # fairseq pickles its config objects, so the full unpickler is needed
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        path = checkpoint
+        try:
+            # fairseq pickles its config objects, so the full unpickler is needed
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        except ModuleNotFoundError as e:
+            raise ModuleNotFoundError(
+                f"{path}: unpickling this checkpoint needs the module {e.name!r}; install it "
+                "(fairseq checkpoints pickle omegaconf configs) and try again"
+            ) from e
     if "model" not in checkpoint:
         raise ValueError("not a fairseq checkpoint: no 'model' key")
     return checkpoint

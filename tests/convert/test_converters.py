@@ -197,6 +197,23 @@ def test_fairseq_checkpoint_with_fairseq_key_names(style):
         torch.testing.assert_close(ours.quantizer.codebook, ref.quantizer.codevectors)
 
 
+def test_fairseq_checkpoint_file_with_omegaconf_cfg(tmp_path):
+    """fairseq >= 0.10 pickles its config as an omegaconf DictConfig: such a file loads by path."""
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(0)
+    ref = transformers.Wav2Vec2ForPreTraining(_hf_config()).eval()
+    cfg = OmegaConf.create({"model": FAIRSEQ_MODEL_CFG, "criterion": {"_name": "wav2vec"}})
+    path = tmp_path / "checkpoint_best.pt"
+    torch.save({"cfg": cfg, "model": _fairseq_from_hf(ref)}, path)
+    ours = from_fairseq(path).eval()
+    assert ours.cfg.extractor_conv_layers == SMALL_CONV
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ours.encode(_wav()), ref.wav2vec2(_wav()).last_hidden_state, atol=1e-5, rtol=1e-4
+        )
+
+
 @pytest.mark.parametrize(
     "name,task", [("tiny", "pretrain"), ("tiny-hourglass", "pretrain"), ("tiny", "ctc")]
 )
