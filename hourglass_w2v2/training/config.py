@@ -137,6 +137,7 @@ class CtcConfig:
     init_from_scratch: bool = False
     average_last: int = 0  # --avg N: average the last N checkpoints into averaged.pt
     only_blank_threshold: float = 0.99  # blank share above this = "only blanks"
+    best_metric: str = "wer"  # wer | cer | ctc_loss: what best.pt minimises on validation
 
 
 @dataclass

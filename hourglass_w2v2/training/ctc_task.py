@@ -5,7 +5,8 @@ dropped), from an imported fairseq / HF / torchaudio checkpoint, or from scratch
 (``ctc.init_from_scratch``, the baseline). A pretrained feature extractor is frozen and a
 pretrained encoder is frozen for the first ``ctc.freeze_encoder_updates`` updates (only the CTC
 head learns); from scratch, everything trains from the start. Validation computes greedy
-WER/CER, keeping ``best.pt`` at the lowest WER.
+WER/CER, keeping ``best.pt`` at the lowest ``ctc.best_metric`` (WER by default; never an
+all-blank model).
 """
 
 from __future__ import annotations
@@ -129,7 +130,17 @@ class CtcTask(Task):
     """Fine-tune a wav2vec 2.0 / hourglass backbone with a CTC head over ``ctc.lang_dir``."""
 
     name = "ctc"
-    best_metric = "wer"
+
+    @property
+    def best_metric(self) -> str:
+        return self.cfg.ctc.best_metric
+
+    def selection_score(self, metrics: dict[str, float]) -> float | None:
+        # An all-blank model scores WER 100, which beats an early real model with insertions
+        # (WER > 100): it must never become best.pt.
+        if metrics.get("only_blanks"):
+            return None
+        return super().selection_score(metrics)
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         c = cfg.ctc
@@ -137,6 +148,8 @@ class CtcTask(Task):
             raise ValueError("fine-tuning needs ctc.init (--init CKPT) or ctc.init_from_scratch")
         if c.init is not None and c.init_from_scratch:
             raise ValueError("ctc.init and ctc.init_from_scratch exclude each other")
+        if c.best_metric not in ("wer", "cer", "ctc_loss"):
+            raise ValueError(f"ctc.best_metric must be wer, cer or ctc_loss, not {c.best_metric!r}")
         self.cfg = cfg
         self.tokenizer = Tokenizer(c.lang_dir)
         self.update = 0

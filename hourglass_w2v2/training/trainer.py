@@ -72,6 +72,11 @@ class Task:
     best_metric: str | None = None
     health: HealthMonitor | None = None
 
+    def selection_score(self, metrics: dict[str, float]) -> float | None:
+        """The value of ``best_metric`` in ``metrics`` (lower is better), or None when this
+        validation must not become ``best.pt``."""
+        return metrics.get(self.best_metric) if self.best_metric else None
+
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
@@ -639,10 +644,10 @@ class Trainer:
                 )
         key = self.task.best_metric
         improved = torch.zeros(1, device=self.dist.device)
-        if key is not None and self.dist.is_main and key in metrics:
-            if self.best_valid is None or metrics[key] < self.best_valid:
-                self.best_valid = metrics[key]
-                improved[0] = 1
+        score = self.task.selection_score(metrics) if self.dist.is_main else None
+        if score is not None and (self.best_valid is None or score < self.best_valid):
+            self.best_valid = score
+            improved[0] = 1
         if key is not None and float(all_reduce_sum(improved)) > 0:
             state = self.checkpoint_state()
             if self.dist.is_main:

@@ -166,6 +166,19 @@ def test_only_blanks_is_reported(finetune, caplog):
     assert metrics["only_blanks"] == 1.0 and metrics["blank_share"] == 1.0
     assert metrics["wer"] == 100.0
     assert "emits only blanks" in caplog.text
+    # WER 100 of an all-blank model would beat a real model's early WER > 100 (insertions):
+    # it is never a candidate for best.pt
+    assert task.selection_score(metrics) is None
+    assert task.selection_score({**metrics, "only_blanks": 0.0, "wer": 101.5}) == 101.5
+
+
+def test_best_metric_is_checked(corpus, tmp_path):
+    cfg = ExperimentConfig.from_dict(
+        {"task": "ctc", "ctc": {"lang_dir": str(corpus["lang"]), "init_from_scratch": True,
+                                "best_metric": "wre"}}
+    )
+    with pytest.raises(ValueError, match="wre"):
+        CtcTask(cfg)
 
 
 def test_init_is_required(corpus):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the synth recipe end to end on a CPU.
 #
-#   ./demo.sh [--size default|large] [--world-size 1]
+#   ./demo.sh [--size default|large|tiny] [--world-size 1]
+#             [--pretrain-updates N] [--finetune-updates N]   (default: the configs' values)
 #
 # prepare (corpus, manifests, cuts, units, graphs) -> pretrain tiny-hourglass -> fine-tune it on
 # train-10min -> fine-tune from scratch on train-10min (the baseline) -> decode both with
@@ -14,15 +15,20 @@ size=default
 world_size=1
 pretrain_config=conf/pretrain_tiny_hourglass.yaml
 finetune_config=conf/finetune_tiny_10min.yaml
+pretrain_updates=
+finetune_updates=
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
-Options: --size --world-size --pretrain-config --finetune-config"
+Options: --size --world-size --pretrain-config --finetune-config --pretrain-updates
+         --finetune-updates"
 . ./utils/parse_options.sh
 . ./utils/log.sh
 
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
+pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=(trainer.max_updates=$pretrain_updates)
+finetune_overrides=(); [ -z "$finetune_updates" ] || finetune_overrides=(trainer.max_updates=$finetune_updates)
 suffix=""
 [ "$size" = default ] || suffix="_$size"
 pre=exp/demo_pretrain$suffix
@@ -34,15 +40,15 @@ log "prepare.sh (size $size)"
 log "prepare done after $(elapsed)"
 
 ./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --config "$pretrain_config" \
-  --exp-dir "$pre"
+  --exp-dir "$pre" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
 log "pretraining done after $(elapsed)"
 
 ./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
-  --init "$pre" --exp-dir "$ft_pre"
+  --init "$pre" --exp-dir "$ft_pre" ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 log "fine-tuning + decoding of the pretrained model done after $(elapsed)"
 
 ./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
-  --init scratch --exp-dir "$ft_scratch"
+  --init scratch --exp-dir "$ft_scratch" ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 log "fine-tuning + decoding of the from-scratch baseline done after $(elapsed)"
 
 python -m hourglass_w2v2.bin.results "$ft_pre" "$ft_scratch" --out exp/demo_results$suffix.md

@@ -1,0 +1,56 @@
+"""`make demo`'s pipeline (egs/synth/SSL/demo.sh) end to end at the tiny size (slow: minutes).
+
+The models are trained for a handful of updates, so the WERs are ~100%; what is checked is that
+every stage chains into the next through the shared run.sh stages, and that the results table
+says exactly what the decode directories' summary files say.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hourglass_w2v2.scoring import read_summary
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.slow
+def test_demo_pipeline_at_tiny_size(tmp_path):
+    work = tmp_path / "SSL"
+    work.mkdir()
+    for name in ("prepare.sh", "run.sh", "demo.sh", "conf"):
+        (work / name).symlink_to(os.path.join(REPO, "egs", "synth", "SSL", name))
+    for name in ("local", "utils"):
+        (work / name).symlink_to(os.path.join(REPO, name))
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    out = subprocess.run(
+        ["./demo.sh", "--size", "tiny", "--pretrain-updates", "4", "--finetune-updates", "6"],
+        cwd=work, env=env, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+    exp = work / "exp"
+    assert (exp / "demo_pretrain_tiny" / "checkpoints" / "ckpt-4.pt").is_file()
+    table = (exp / "demo_results_tiny.md").read_text().splitlines()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    col = {name: i for i, name in enumerate(header)}
+    seen = set()
+    for name in ("demo_ft_10min_pretrained_tiny", "demo_ft_10min_scratch_tiny"):
+        decode = exp / name / "decode"
+        for method in ("ctc-greedy", "1best-HLG"):
+            for test in ("test-clean", "test-other"):
+                wer = read_summary(decode / method / f"wer-summary-{test}.txt")
+                cer = read_summary(decode / method / f"cer-summary-{test}.txt")
+                for key, value in wer.items():
+                    row = next(r for r in rows if r[:3] == [name, method, key])
+                    assert float(row[col[f"{test} WER"]]) == pytest.approx(value, abs=0.01)
+                    assert float(row[col[f"{test} CER"]]) == pytest.approx(cer[key], abs=0.01)
+                    seen.add((name, method, key))
+                assert (decode / method / f"recogs-{test}-{next(iter(wer))}.txt").is_file()
+        assert any(r[0] == name and r[col["pretrain updates"]] for r in rows)
+    assert len(seen) == len(rows)
+    pretrained = next(r for r in rows if r[0] == "demo_ft_10min_pretrained_tiny")
+    assert pretrained[col["pretrain updates"]] == "4"
