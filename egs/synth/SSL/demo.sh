@@ -17,10 +17,11 @@ pretrain_config=conf/pretrain_tiny_hourglass.yaml
 finetune_config=conf/finetune_tiny_10min.yaml
 pretrain_updates=
 finetune_updates=
+lm_scales="0.6 1.0 1.5"      # 1best-HLG sweep; each scale is one more search over the test sets
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
 Options: --size --world-size --pretrain-config --finetune-config --pretrain-updates
-         --finetune-updates"
+         --finetune-updates --lm-scales"
 . ./utils/parse_options.sh
 . ./utils/log.sh
 
@@ -44,11 +45,13 @@ log "prepare done after $(elapsed)"
 log "pretraining done after $(elapsed)"
 
 ./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
-  --init "$pre" --exp-dir "$ft_pre" ${finetune_overrides[@]+"${finetune_overrides[@]}"}
+  --init "$pre" --exp-dir "$ft_pre" --decode-opts "--lm-scales $lm_scales" \
+  ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 log "fine-tuning + decoding of the pretrained model done after $(elapsed)"
 
 ./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
-  --init scratch --exp-dir "$ft_scratch" ${finetune_overrides[@]+"${finetune_overrides[@]}"}
+  --init scratch --exp-dir "$ft_scratch" --decode-opts "--lm-scales $lm_scales" \
+  ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 log "fine-tuning + decoding of the from-scratch baseline done after $(elapsed)"
 
 python -m hourglass_w2v2.bin.results "$ft_pre" "$ft_scratch" --out exp/demo_results$suffix.md
