@@ -1,7 +1,8 @@
 """Process-level guarantees: exact resume after SIGKILL, and DDP == accumulation.
 
-Both start several training processes (about 40 s each on 2 cores), hence ``slow``; the fast
-in-process resume check is in ``test_pretrain.py``.
+Both start several training processes (about 20 s each on 2 idle cores); they stay in the
+default suite because they guard what CI must. The in-process resume check is in
+``test_pretrain.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from hourglass_w2v2.training.checkpoint import list_checkpoints, load_checkpoint
@@ -23,7 +23,6 @@ def _wait(proc, timeout=300):
     return out
 
 
-@pytest.mark.slow
 def test_exact_resume_after_sigkill(corpus, tmp_path, helpers):
     cfg = helpers.tiny_pretrain_config(corpus, max_updates=8, save_interval=2, keep_last=10)
     cfg["data"]["num_workers"] = 1  # prefetching workers must not shift the resume point
@@ -55,7 +54,6 @@ def test_exact_resume_after_sigkill(corpus, tmp_path, helpers):
     assert max((pa[k] - pb[k]).abs().max().item() for k in pa) <= 1e-6
 
 
-@pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_accumulating(corpus, tmp_path, helpers):
     cfg = helpers.tiny_pretrain_config(
         corpus, max_updates=3, save_interval=3, global_batch_duration=6.0
