@@ -34,7 +34,9 @@ demo: setup
 	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh
 
 demo-large: setup
-	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh --size large
+	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh --size large \
+	  --pretrain-config conf/pretrain_tiny_hourglass_large.yaml \
+	  --finetune-config conf/finetune_tiny_10min_large.yaml
 
 test: setup
 	$(PY) -m pytest -q

@@ -138,6 +138,10 @@ class ModelConfig:
     latent_groups: int = 2
     latent_dim: int = 0  # codebook vector size over all groups; 0 means final_dim
     latent_temp: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # start, end, decay/update
+    # "uniform": U[0, 1) as fairseq and HF (entries share a large mean: cosine ~0.75 between any
+    # two, so targets start nearly identical and short runs sit at chance for hundreds of
+    # updates); "centered": U[-0.5, 0.5), the same spread without the shared mean
+    codebook_init: str = "uniform"
     num_negatives: int = 100
     logit_temp: float = 0.1
     diversity_weight: float = 0.1
@@ -153,6 +157,8 @@ class ModelConfig:
             )
         if self.shorten not in ("avg", "linear"):
             raise ValueError(f"shorten must be avg|linear, got {self.shorten!r}")
+        if self.codebook_init not in ("uniform", "centered"):
+            raise ValueError(f"codebook_init must be uniform|centered, got {self.codebook_init!r}")
         if self.upsample not in ("repeat", "linear"):
             raise ValueError(f"upsample must be repeat|linear, got {self.upsample!r}")
         if self.encoder_embed_dim % self.encoder_attention_heads:

@@ -157,24 +157,19 @@ class TransformerEncoder(nn.Module):
                 self.shorteners.append(Shorten(dim, factor, shorten))
                 self.upsamplers.append(Upsample(dim, factor, upsample))
             level = None if isinstance(inner, int) else inner
-        self.layerdrop_seed = 0
-        self._num_updates = 0
-        self._forward_calls = 0
-
-    def set_num_updates(self, num_updates: int) -> None:
-        """Seed LayerDrop by the update (and the forward call within it), the same on every rank."""
-        if num_updates != self._num_updates:
-            self._forward_calls = 0
-        self._num_updates = num_updates
 
     def _drop_decisions(self) -> list[bool]:
+        """Which layers LayerDrop skips in this forward call.
+
+        Drawn from the global torch RNG, which the trainer seeds before every micro-batch from
+        its position in the global batch (``(seed, epoch, step, shard)``): the same shard drops
+        the same layers whether it runs on its own GPU or as an accumulation step, so results
+        do not change with the GPU count. Ranks may drop different layers; skipped layers stay
+        in the graph with zero gradients (:func:`keep_in_graph`), so DDP never waits for them.
+        """
         if not (self.training and self.layerdrop > 0):
             return [False] * len(self.layers)
-        gen = torch.Generator().manual_seed(
-            (self.layerdrop_seed * 1_000_003 + self._num_updates) * 1009 + self._forward_calls
-        )
-        self._forward_calls += 1
-        return (torch.rand(len(self.layers), generator=gen) < self.layerdrop).tolist()
+        return (torch.rand(len(self.layers)) < self.layerdrop).tolist()
 
     def _run_layers(self, x, padding_mask, start, count, drops, outputs):
         attn_mask = _attn_mask(padding_mask)

@@ -39,6 +39,7 @@ class GumbelVectorQuantizer(nn.Module):
         groups: int,
         vq_dim: int,
         temperature: tuple[float, float, float] = (2.0, 0.5, 0.999995),
+        codebook_init: str = "uniform",
     ):
         super().__init__()
         if vq_dim % groups:
@@ -48,7 +49,9 @@ class GumbelVectorQuantizer(nn.Module):
         self.temperature = float(self.max_temp)
         self.codebook = nn.Parameter(torch.empty(1, groups * num_vars, vq_dim // groups))
         self.weight_proj = nn.Linear(input_dim, groups * num_vars)
-        nn.init.uniform_(self.codebook)
+        # fairseq's U[0, 1), or the same spread centred on 0 (see ModelConfig.codebook_init)
+        low = -0.5 if codebook_init == "centered" else 0.0
+        nn.init.uniform_(self.codebook, low, low + 1.0)
         nn.init.normal_(self.weight_proj.weight, mean=0.0, std=1.0)
         nn.init.zeros_(self.weight_proj.bias)
 

@@ -147,8 +147,7 @@ class Wav2Vec2Backbone(nn.Module):
         self.feature_grad_mult = 0.0
 
     def set_num_updates(self, num_updates: int) -> None:
-        """Tell update-dependent parts (LayerDrop seeding, Gumbel temperature) the update."""
-        self.encoder.set_num_updates(num_updates)
+        """Tell update-dependent parts (the Gumbel temperature of pretraining) the update."""
 
     def extract_features(
         self, waveforms: Tensor, padding_mask: Tensor | None = None
@@ -227,13 +226,13 @@ class Wav2Vec2Pretrain(Wav2Vec2Backbone):
             cfg.latent_groups,
             cfg.quantizer_dim,
             cfg.latent_temp,
+            cfg.codebook_init,
         )
         self.project_q = nn.Linear(cfg.quantizer_dim, cfg.final_dim)
         self.final_proj = nn.Linear(cfg.encoder_embed_dim, cfg.final_dim)
 
     def set_num_updates(self, num_updates: int) -> None:
-        """Anneal the Gumbel temperature and seed LayerDrop for update ``num_updates``."""
-        super().set_num_updates(num_updates)
+        """Anneal the Gumbel temperature for update ``num_updates``."""
         self.quantizer.set_num_updates(num_updates)
 
     def forward(self, waveforms: Tensor, padding_mask: Tensor | None = None) -> PretrainOutput:

@@ -2,8 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
+from hourglass_w2v2.models import ModelConfig
 from hourglass_w2v2.models.quantizer import GumbelVectorQuantizer, perplexity
 
 
@@ -58,3 +60,23 @@ def test_temperature_schedule():
     assert math.isclose(q.temperature, 2.0 * 0.999995**100_000)
     q.set_num_updates(10_000_000)
     assert q.temperature == 0.5
+
+
+def test_codebook_init_uniform_is_fairseqs_and_centered_removes_the_shared_mean():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    fairseq = GumbelVectorQuantizer(64, 64, 2, 128).codebook.detach()
+    centered = GumbelVectorQuantizer(64, 64, 2, 128, codebook_init="centered").codebook.detach()
+    assert 0.0 <= float(fairseq.min()) and float(fairseq.max()) < 1.0  # U[0, 1)
+    assert -0.5 <= float(centered.min()) and float(centered.max()) < 0.5
+    assert abs(float(fairseq.std()) - float(centered.std())) < 0.01  # same spread (1/sqrt(12))
+
+    def mean_cosine(cb):
+        v = F.normalize(cb.reshape(-1, cb.shape[-1]), dim=-1)
+        return float((v @ v.T).mean())
+
+    assert mean_cosine(fairseq) > 0.7  # every pair of entries points the same way
+    assert abs(mean_cosine(centered)) < 0.05
+    with pytest.raises(ValueError, match="codebook_init"):
+        ModelConfig.preset("tiny", codebook_init="centred")

@@ -26,7 +26,8 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
         (work / name).symlink_to(os.path.join(REPO, name))
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     out = subprocess.run(
-        ["./demo.sh", "--size", "tiny", "--pretrain-updates", "4", "--finetune-updates", "6"],
+        ["./demo.sh", "--size", "tiny", "--workdir", "."]
+        + ["--pretrain-updates", "4", "--finetune-updates", "6"],
         cwd=work, env=env, capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

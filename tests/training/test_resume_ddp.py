@@ -58,7 +58,8 @@ def test_ddp_two_processes_equal_one_process_accumulating(corpus, tmp_path, help
     cfg = helpers.tiny_pretrain_config(
         corpus, max_updates=3, save_interval=3, global_batch_duration=6.0
     )  # 2 x max_duration 3 s
-    cfg["model"].update(dropout=0.1)
+    # LayerDrop draws per shard, so 2 GPUs drop the same layers as 1 GPU accumulating
+    cfg["model"].update(dropout=0.1, layerdrop=0.5)
     config = helpers.write_config(tmp_path / "c.yaml", cfg)
     one = helpers.cli("pretrain", "--config", str(config), "--exp-dir", str(tmp_path / "one"))
     out_one = _wait(one)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make demo`: the synth recipe end to end on a CPU.
 #
-#   ./demo.sh [--size default|large|tiny] [--world-size 1]
+#   ./demo.sh [--size default|large|tiny] [--world-size 1] [--workdir DIR]
 #             [--pretrain-updates N] [--finetune-updates N]   (default: the configs' values)
+#
+# Another --size works in its own directory (default: demo_<size>/, with links to the recipe),
+# so its data/, download/ and exp/ never mix with the default corpus's.
 #
 # prepare (corpus, manifests, cuts, units, graphs) -> pretrain tiny-hourglass -> fine-tune it on
 # train-10min -> fine-tune from scratch on train-10min (the baseline) -> decode both with
@@ -18,12 +21,25 @@ finetune_config=conf/finetune_tiny_10min.yaml
 pretrain_updates=
 finetune_updates=
 lm_scales="0.6 1.0 1.5"      # 1best-HLG sweep; each scale is one more search over the test sets
+workdir=                     # "." for the default size, demo_<size> for the others
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
-Options: --size --world-size --pretrain-config --finetune-config --pretrain-updates
+Options: --size --world-size --workdir --pretrain-config --finetune-config --pretrain-updates
          --finetune-updates --lm-scales"
 . ./utils/parse_options.sh
 . ./utils/log.sh
+
+if [ -z "$workdir" ]; then
+  if [ "$size" = default ]; then workdir=.; else workdir=demo_$size; fi
+fi
+if [ "$workdir" != . ]; then
+  mkdir -p "$workdir"
+  for f in prepare.sh run.sh demo.sh conf local utils; do
+    [ -e "$workdir/$f" ] || ln -s "$PWD/$f" "$workdir/$f"
+  done
+  log "working in $PWD/$workdir (data/, download/, exp/ of size $size)"
+  cd "$workdir"
+fi
 
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }

@@ -41,13 +41,21 @@ scale_opt=""; [ "$finetune_scale" = auto ] || scale_opt="--scale $finetune_scale
 mkdir -p "$manifests"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  # the marker records what was generated, so another --size never reuses this corpus silently
+  want="size=$size seed=$seed"
   if [ -f "$dl_dir/.synth.done" ]; then
-    log "Stage 0: corpus exists in $dl_dir, skipping"
+    have=$(cat "$dl_dir/.synth.done")
+    if [ "$have" != "$want" ]; then
+      log "Error: $dl_dir holds a corpus generated with '${have:-unknown settings}', not '$want';"
+      log "  use another --dl-dir and working directory (demo.sh --size does), or remove $dl_dir and data/"
+      exit 1
+    fi
+    log "Stage 0: corpus ($want) exists in $dl_dir, skipping"
   else
-    log "Stage 0: generating the synthetic corpus (size $size, seed $seed) in $dl_dir"
+    log "Stage 0: generating the synthetic corpus ($want) in $dl_dir"
     python -m hourglass_w2v2.bin.generate_synth_corpus --out-dir "$dl_dir" --size "$size" \
       --seed "$seed" --num-jobs "$num_jobs"
-    touch "$dl_dir/.synth.done"
+    echo "$want" > "$dl_dir/.synth.done"
   fi
 fi
 
