@@ -54,4 +54,4 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
-	rm -rf $(SYNTH)/download $(SYNTH)/data $(SYNTH)/exp
+	rm -rf $(SYNTH)/download $(SYNTH)/data $(SYNTH)/exp $(SYNTH)/demo_*

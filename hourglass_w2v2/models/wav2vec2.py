@@ -39,6 +39,9 @@ class PretrainOutput:
     temperature: float
     num_masked: int
     sample_size: int  # frames the loss is averaged over (= num_masked)
+    # mean cosine between two different targets of the same utterance: near 1, every candidate
+    # scores alike and the loss cannot leave chance (see ModelConfig.codebook_init)
+    target_similarity: Tensor | None = None
 
 
 @dataclass
@@ -272,6 +275,7 @@ class Wav2Vec2Pretrain(Wav2Vec2Backbone):
         with torch.no_grad():
             best, worst = logits.argmax(-1) == 0, logits.argmin(-1) == 0
             accuracy = (best & ~worst).float().mean()  # all-equal rows count as wrong
+            target_similarity = _mean_pairwise_cosine(targets)
         return PretrainOutput(
             loss=loss,
             contrastive_loss=contrastive.detach(),
@@ -283,7 +287,19 @@ class Wav2Vec2Pretrain(Wav2Vec2Backbone):
             temperature=float(self.quantizer.temperature),
             num_masked=num_masked,
             sample_size=num_masked,
+            target_similarity=target_similarity,
         )
+
+
+def _mean_pairwise_cosine(x: Tensor) -> Tensor:
+    """x (B, M, F) -> mean cosine similarity over pairs of different rows of each utterance."""
+    m = x.shape[1]
+    if m < 2:
+        return x.new_zeros((), dtype=torch.float32)
+    v = F.normalize(x.float(), dim=-1)
+    s = v.sum(1)  # sum over pairs i != j of v_i . v_j = |sum v|^2 - sum |v_i|^2
+    pairs = s.pow(2).sum(-1) - v.pow(2).sum((1, 2))
+    return (pairs / (m * (m - 1))).mean()
 
 
 class Wav2Vec2Ctc(Wav2Vec2Backbone):

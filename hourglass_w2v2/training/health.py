@@ -105,12 +105,18 @@ class HealthMonitor:
         else:
             self.stalled_for = 0
         if self.stalled_for >= self.cfg.stall_updates:
+            sim = metrics.get("target_similarity")
+            why = (
+                f"; the targets are near-identical (mean cosine {sim:.2f}): try "
+                "model.codebook_init=centered"
+                if sim is not None and sim > 0.9
+                else "; lower the lr or check the data"
+            )
             events.append(
                 HealthEvent(
                     "stall",
                     f"stall: contrastive loss {loss:.3f} has stayed near chance log(K+1)="
-                    f"{self.chance_loss:.3f} for {self.stalled_for} updates; lower the lr or check "
-                    "the data",
+                    f"{self.chance_loss:.3f} for {self.stalled_for} updates{why}",
                     fatal=True,
                 )
             )

@@ -27,6 +27,7 @@ PRETRAIN_METRICS = (
     "prob_perplexity",
     "temperature",
     "num_masked",
+    "target_similarity",
 )
 
 

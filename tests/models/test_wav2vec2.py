@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hourglass_w2v2.models import CtcOutput, ModelConfig, PretrainOutput, build_model
-from hourglass_w2v2.models.wav2vec2 import contrastive_logits
+from hourglass_w2v2.models.wav2vec2 import _mean_pairwise_cosine, contrastive_logits
 
 
 def _waves(batch=2, seconds=1.0, seed=0):
@@ -36,6 +36,7 @@ def test_pretrain_output_fields_and_padding():
         "accuracy",
         "code_perplexity",
         "prob_perplexity",
+        "target_similarity",
     ):
         value = getattr(out, name)
         assert value.dim() == 0 and torch.isfinite(value), name
@@ -72,6 +73,30 @@ def test_contrastive_logits_match_a_loop_reference():
                     cos = (preds[b, m] @ cand) / (preds[b, m].norm() * cand.norm())
                     assert abs(logits[b, m, c] - cos / 0.1) < 1e-4
     assert logits[1, 0, 1] == float("-inf")
+
+
+def test_target_similarity_matches_a_loop_reference():
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 5) + torch.tensor([2.0, 0, 0, 0, 0])  # a shared direction
+    cos = torch.nn.functional.cosine_similarity
+    pairs = [(i, j) for i in range(7) for j in range(7) if i != j]
+    ref = torch.stack(
+        [torch.stack([cos(x[b, i], x[b, j], dim=0) for i, j in pairs]) for b in range(3)]
+    ).mean()
+    assert torch.allclose(_mean_pairwise_cosine(x), ref, atol=1e-6)
+    assert 0.3 < float(ref) < 0.9
+    same = torch.ones(2, 4, 5)
+    assert torch.allclose(_mean_pairwise_cosine(same), torch.tensor(1.0))
+
+
+def test_centred_codebook_gives_distinguishable_targets_at_init():
+    sims = {}
+    for init in ("uniform", "centered"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig.preset("tiny", codebook_init=init), task="pretrain")
+        with torch.no_grad():
+            sims[init] = float(model(_waves(2)).target_similarity)
+    assert sims["uniform"] > 0.7 and sims["centered"] < sims["uniform"] - 0.3, sims
 
 
 def test_ctc_model_masks_only_in_training_and_loads_backbone():

@@ -1,8 +1,10 @@
-"""`make demo`'s pipeline (egs/synth/SSL/demo.sh) end to end at the tiny size (slow: minutes).
+"""`make demo`'s pipeline (egs/synth/SSL/demo.sh) end to end (slow).
 
-The models are trained for a handful of updates, so the WERs are ~100%; what is checked is that
-every stage chains into the next through the shared run.sh stages, and that the results table
-says exactly what the decode directories' summary files say.
+At the tiny size (~80 s) the models are trained for a handful of updates, so the WERs are ~100%;
+what is checked is that every stage chains into the next through the shared run.sh stages, and
+that the results table says exactly what the decode directories' summary files say. At the
+default size (`make demo` itself, ~15 min) the trained models must also recognise something:
+1best-HLG WER and greedy CER below 100% on test-clean.
 """
 
 import os
@@ -14,10 +16,10 @@ import pytest
 from hourglass_w2v2.scoring import read_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXPS = ("demo_ft_10min_pretrained", "demo_ft_10min_scratch")
 
 
-@pytest.mark.slow
-def test_demo_pipeline_at_tiny_size(tmp_path):
+def _run_demo(tmp_path, *args):
     work = tmp_path / "SSL"
     work.mkdir()
     for name in ("prepare.sh", "run.sh", "demo.sh", "conf"):
@@ -26,20 +28,20 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
         (work / name).symlink_to(os.path.join(REPO, name))
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     out = subprocess.run(
-        ["./demo.sh", "--size", "tiny", "--workdir", "."]
-        + ["--pretrain-updates", "4", "--finetune-updates", "6"],
-        cwd=work, env=env, capture_output=True, text=True,
+        ["./demo.sh", "--workdir", ".", *args], cwd=work, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work / "exp"
 
-    exp = work / "exp"
-    assert (exp / "demo_pretrain_tiny" / "checkpoints" / "ckpt-4.pt").is_file()
-    table = (exp / "demo_results_tiny.md").read_text().splitlines()
+
+def _check_table(exp, suffix, pretrain_updates):
+    """The table has one row per (experiment, method, key) and equals the summary files."""
+    table = (exp / f"demo_results{suffix}.md").read_text().splitlines()
     header = [c.strip() for c in table[0].strip("|").split("|")]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
     col = {name: i for i, name in enumerate(header)}
     seen = set()
-    for name in ("demo_ft_10min_pretrained_tiny", "demo_ft_10min_scratch_tiny"):
+    for name in (e + suffix for e in EXPS):
         decode = exp / name / "decode"
         for method in ("ctc-greedy", "1best-HLG"):
             for test in ("test-clean", "test-other"):
@@ -53,5 +55,26 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
                 assert (decode / method / f"recogs-{test}-{next(iter(wer))}.txt").is_file()
         assert any(r[0] == name and r[col["pretrain updates"]] for r in rows)
     assert len(seen) == len(rows)
-    pretrained = next(r for r in rows if r[0] == "demo_ft_10min_pretrained_tiny")
-    assert pretrained[col["pretrain updates"]] == "4"
+    pretrained = next(r for r in rows if r[0] == EXPS[0] + suffix)
+    assert pretrained[col["pretrain updates"]] == str(pretrain_updates)
+    return rows, col
+
+
+@pytest.mark.slow
+def test_demo_pipeline_at_tiny_size(tmp_path):
+    exp = _run_demo(
+        tmp_path, "--size", "tiny", "--pretrain-updates", "4", "--finetune-updates", "6"
+    )
+    assert (exp / "demo_pretrain_tiny" / "checkpoints" / "ckpt-4.pt").is_file()
+    _check_table(exp, "_tiny", 4)
+
+
+@pytest.mark.slow
+def test_demo_at_default_size_recognises_speech(tmp_path):
+    exp = _run_demo(tmp_path, "--lm-scales", "0.6 1.0")
+    rows, col = _check_table(exp, "", 150)
+    for name in EXPS:
+        hlg = [float(r[col["test-clean WER"]]) for r in rows if r[:2] == [name, "1best-HLG"]]
+        greedy = [float(r[col["test-clean CER"]]) for r in rows if r[:2] == [name, "ctc-greedy"]]
+        assert len(hlg) == 2 and min(hlg) < 100.0, (name, hlg)
+        assert greedy[0] < 100.0, (name, greedy)

@@ -48,6 +48,18 @@ def test_stall_near_chance():
     assert _run(lambda u: healthy(u) | {"contrastive_loss": chance}, updates=25) == set()
 
 
+def test_stall_with_identical_targets_names_the_codebook_init():
+    chance = math.log(101)
+    mon = HealthMonitor(CFG, num_negatives=100, num_groups=2)
+    stalled = {"contrastive_loss": chance, "accuracy": 0.01, "code_perplexity": 300.0}
+    messages = []
+    for u in range(1, 40):
+        sim = 0.99 if u > 20 else 0.3
+        messages += [e.message for e in mon.update(u, stalled | {"target_similarity": sim})]
+    assert messages and "codebook_init=centered" in messages[-1]
+    assert "0.99" in messages[-1]
+
+
 def test_grad_norm_outlier_warns_only():
     mon = HealthMonitor(CFG, num_negatives=100, num_groups=2)
     for u in range(1, 30):

@@ -33,6 +33,7 @@ TB_TAGS = {
     "train/audio_seconds_per_second",
     "train/peak_memory_gb",
     "train/nonfinite_skipped",
+    "train/target_similarity",
 }
 
 
