@@ -103,7 +103,11 @@ def test_recipe_configs_are_valid(path):
     if cfg.task == "pretrain":
         assert cfg.optim.optimizer == "adamw" and cfg.schedule.name == "polynomial"
     else:
-        assert cfg.schedule.name == "tri_stage" and cfg.ctc.freeze_feature_extractor
+        assert cfg.schedule.name == "tri_stage"
+        # wav2vec 2.0's rule for real pretrained models; the synth demo-large config trains a
+        # briefly pretrained tiny extractor instead (docs/RESULTS.md)
+        if path.parts[-4] == "librispeech" or path.name == "finetune_tiny_10min.yaml":
+            assert cfg.ctc.freeze_feature_extractor
     assert model_cfg.encoder_layers > 0
 
 
