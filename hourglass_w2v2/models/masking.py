@@ -12,7 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+# Random, data-dependent index work (span counts vary per utterance): torch.compile gains nothing
+# here and cannot trace torch.rand over symbolic sizes, so these always run eagerly.
+_eager = torch.compiler.disable
 
+
+@_eager
 def compute_span_mask(
     shape: tuple[int, int],
     mask_prob: float,
@@ -65,6 +70,7 @@ def compute_span_mask(
     return mask
 
 
+@_eager
 def compute_channel_mask(
     batch: int,
     channels: int,
@@ -86,6 +92,7 @@ def compute_channel_mask(
     )
 
 
+@_eager
 def sample_negative_indices(
     batch: int,
     num_targets: int,
