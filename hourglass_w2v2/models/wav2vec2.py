@@ -41,7 +41,7 @@ class PretrainOutput:
     sample_size: int  # frames the loss is averaged over (= num_masked)
     # mean cosine between two different targets of the same utterance: near 1, every candidate
     # scores alike and the loss cannot leave chance (see ModelConfig.codebook_init)
-    target_similarity: Tensor | None = None
+    target_similarity: Tensor
 
 
 @dataclass
