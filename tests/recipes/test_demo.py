@@ -4,7 +4,7 @@ At the tiny size (~80 s) the models are trained for a handful of updates, so the
 what is checked is that every stage chains into the next through the shared run.sh stages, and
 that the results table says exactly what the decode directories' summary files say. At the
 default size (`make demo` itself, ~15 min) the trained models must also recognise something:
-1best-HLG WER and greedy CER below 100% on test-clean.
+1best-HLG WER below 100% on test-clean for both, and the scratch model's greedy CER below 90%.
 """
 
 import os
@@ -70,11 +70,13 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # ~15 min on 2 idle cores
 def test_demo_at_default_size_recognises_speech(tmp_path):
     exp = _run_demo(tmp_path, "--lm-scales", "0.6 1.0")
     rows, col = _check_table(exp, "", 150)
-    for name in EXPS:
+    for name in EXPS:  # docs/RESULTS.md's run: 97.46 (pretrained) and 94.91 (scratch)
         hlg = [float(r[col["test-clean WER"]]) for r in rows if r[:2] == [name, "1best-HLG"]]
-        greedy = [float(r[col["test-clean CER"]]) for r in rows if r[:2] == [name, "ctc-greedy"]]
         assert len(hlg) == 2 and min(hlg) < 100.0, (name, hlg)
-        assert greedy[0] < 100.0, (name, greedy)
+    # the from-scratch model is a (weak) recogniser at this size: greedy CER 71.85 there
+    scratch = next(r for r in rows if r[:2] == [EXPS[1], "ctc-greedy"])
+    assert float(scratch[col["test-clean CER"]]) < 90.0
