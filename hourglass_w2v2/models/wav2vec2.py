@@ -149,9 +149,6 @@ class Wav2Vec2Backbone(nn.Module):
             p.requires_grad_(False)
         self.feature_grad_mult = 0.0
 
-    def set_num_updates(self, num_updates: int) -> None:
-        """Tell update-dependent parts (the Gumbel temperature of pretraining) the update."""
-
     def extract_features(
         self, waveforms: Tensor, padding_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:

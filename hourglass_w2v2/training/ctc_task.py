@@ -219,8 +219,7 @@ class CtcTask(Task):
         return self._dataset(), sampler
 
     def set_num_updates(self, model: nn.Module, update: int) -> None:
-        self.update = update
-        model.set_num_updates(update)
+        self.update = update  # the encoder stays frozen for the first freeze_encoder_updates
 
     def compute_loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         c = self.cfg.ctc
