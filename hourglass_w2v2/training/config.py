@@ -217,10 +217,25 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
     """Read a YAML experiment config, apply overrides, validate every key."""
-    d: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config {path} does not exist")
-        d = parse_yaml(path.read_text()) or {}
+    d = _read_config(Path(path)) if path is not None else {}
     return ExperimentConfig.from_dict(apply_overrides(d, list(overrides)))
+
+
+def _read_config(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file as a dict; ``base: other.yaml`` (relative to the file) is read first and
+    this file's sections are merged over it key by key, so a variant states only what differs."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config {path} does not exist")
+    if path.resolve() in seen:
+        raise ValueError(f"config {path}: 'base' chain loops back to itself")
+    d = parse_yaml(path.read_text()) or {}
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    merged = _read_config(path.parent / base, seen + (path.resolve(),))
+    for section, value in d.items():
+        if isinstance(value, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **value}
+        else:
+            merged[section] = value
+    return merged

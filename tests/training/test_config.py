@@ -130,3 +130,16 @@ def test_base_pretraining_hyperparameters():
 
         m = model_config(cfg)
         assert m.feature_grad_mult == 0.1 and m.latent_temp == (2.0, 0.5, 0.999995)
+
+
+def test_base_config_is_merged_section_by_section(tmp_path):
+    (tmp_path / "a.yaml").write_text(
+        "task: ctc\noptim:\n  lr: 1.0e-3\n  clip_grad_norm: 5.0\ntrainer:\n  max_updates: 10\n"
+    )
+    (tmp_path / "b.yaml").write_text("base: a.yaml\noptim:\n  lr: 2.0e-4\n")
+    cfg = load_config(tmp_path / "b.yaml", ["trainer.max_updates=7"])
+    assert cfg.task == "ctc" and cfg.optim.lr == 2e-4 and cfg.optim.clip_grad_norm == 5.0
+    assert cfg.trainer.max_updates == 7
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    with pytest.raises(ValueError, match="loops back"):
+        load_config(tmp_path / "b.yaml")
