@@ -16,24 +16,85 @@ from torch import Tensor, nn
 from hourglass_w2v2.models.hourglass import Shorten, Upsample
 
 
+def fft_size(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n: sizes pocketfft / cuFFT transform fastest."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def grouped_conv1d_fft(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, groups: int):
+    """``F.conv1d(x, weight, bias, padding=padding, groups=groups)`` cut to ``x``'s length,
+    computed with real FFTs over time, in fp32.
+
+    x (B, C, T), weight (C_out, C / groups, K) -> (B, C_out, T). A direct grouped conv costs
+    C_out x C/groups x K multiply-adds per frame (Base's 128-tap ``pos_conv``: 4.7 M, two
+    thirds of a transformer layer); in frequency space it is one (C_out/groups x C/groups)
+    product per group and frequency, so the cost no longer grows with K.
+    """
+    batch, channels, length = x.shape
+    out_channels, group_in, kernel = weight.shape
+    # out[t] = sum_k w[k] x[t + k - padding] is the circular cross-correlation of x and w at
+    # lag t - padding; with >= length + kernel points it never wraps into real frames
+    n = fft_size(length + kernel)
+    with torch.autocast(x.device.type, enabled=False):
+        xf = torch.fft.rfft(x.float(), n=n)  # (B, C, F)
+        wf = torch.fft.rfft(weight.float(), n=n).conj()  # (C_out, C/g, F)
+        freqs = xf.shape[-1]
+        xg = xf.view(batch, groups, group_in, freqs).permute(1, 3, 2, 0)  # (g, F, C/g, B)
+        wg = wf.view(groups, out_channels // groups, group_in, freqs).permute(0, 3, 1, 2)
+        yf = torch.matmul(wg, xg)  # (g, F, C_out/g, B)
+        yf = yf.permute(3, 0, 2, 1).reshape(batch, out_channels, freqs)
+        y = torch.fft.irfft(yf, n=n)
+    y = y.roll(padding, dims=-1)[..., :length]  # lag t - padding sits at index t
+    if bias is not None:
+        y = y + bias.float()[None, :, None]
+    return y
+
+
 class PositionalConvEmbedding(nn.Module):
     """Grouped Conv1d over time with weight norm (dim=2) and GELU, fairseq's ``pos_conv``.
 
     With an even kernel, ``padding = kernel // 2`` yields one frame too many; like fairseq's
     ``SamePad`` and torchaudio, the last frame is dropped.
+
+    ``impl``: ``"conv"`` (``F.conv1d``), ``"fft"`` (:func:`grouped_conv1d_fft`, the same
+    function to ~1e-6) or ``"auto"``: fft on CPU, where it makes a ``tiny`` pretraining step
+    ~10% faster, conv elsewhere (cuDNN; the GPU benchmark times both).
     """
 
-    def __init__(self, dim: int, kernel_size: int = 128, groups: int = 16):
+    def __init__(self, dim: int, kernel_size: int = 128, groups: int = 16, impl: str = "auto"):
         super().__init__()
+        if impl not in ("auto", "conv", "fft"):
+            raise ValueError(f"pos_conv impl must be auto|conv|fft, got {impl!r}")
         conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=groups)
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         self.num_remove = 1 if kernel_size % 2 == 0 else 0
+        self.impl = impl
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, C) -> (B, T, C)."""
-        y = self.conv(x.transpose(1, 2))
-        if self.num_remove:
-            y = y[..., : -self.num_remove]
+        xt = x.transpose(1, 2)
+        impl = self.impl
+        if impl == "auto":
+            impl = "fft" if x.device.type == "cpu" else "conv"
+        if impl == "fft":
+            conv = self.conv
+            y = grouped_conv1d_fft(xt, conv.weight, conv.bias, conv.padding[0], conv.groups)
+            y = y.to(x.dtype)
+        else:
+            y = self.conv(xt)
+            if self.num_remove:
+                y = y[..., : -self.num_remove]
         return F.gelu(y).transpose(1, 2)
 
 

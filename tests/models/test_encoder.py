@@ -1,8 +1,16 @@
 """Transformer encoder: attention vs torch.nn.MultiheadAttention, position conv, LayerDrop."""
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from hourglass_w2v2.models.encoder import PositionalConvEmbedding, SelfAttention, TransformerEncoder
+from hourglass_w2v2.models.encoder import (
+    PositionalConvEmbedding,
+    SelfAttention,
+    TransformerEncoder,
+    fft_size,
+    grouped_conv1d_fft,
+)
 
 
 def test_self_attention_matches_torch_multihead_attention():
@@ -22,14 +30,67 @@ def test_self_attention_matches_torch_multihead_attention():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_even_kernel_keeps_length_and_is_centred():
+@pytest.mark.parametrize(
+    "batch,channels,length,kernel,groups",
+    [(2, 32, 50, 16, 4), (3, 64, 251, 128, 16), (1, 16, 10, 7, 2), (2, 12, 3, 128, 3)],
+)
+def test_fft_grouped_conv_equals_conv1d(batch, channels, length, kernel, groups):
+    # the reference is F.conv1d in float64; the FFT path works in fp32
     torch.manual_seed(0)
-    pos = PositionalConvEmbedding(16, kernel_size=4, groups=2)
+    x = torch.randn(batch, channels, length, dtype=torch.float64)
+    w = torch.randn(channels, channels // groups, kernel, dtype=torch.float64)
+    b = torch.randn(channels, dtype=torch.float64)
+    expected = F.conv1d(x, w, b, padding=kernel // 2, groups=groups)[..., :length]
+    got = grouped_conv1d_fft(x.float(), w.float(), b.float(), kernel // 2, groups)
+    assert got.shape == (batch, channels, length)
+    torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_fft_size_is_the_smallest_5_smooth_size():
+    smooth = [n for n in range(1, 2100) if _is_5_smooth(n)]
+    for n in (1, 2, 7, 100, 377, 513, 1025, 1999):
+        assert fft_size(n) == min(m for m in smooth if m >= n)
+
+
+def _is_5_smooth(n):
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+def test_pos_conv_fft_and_conv_agree_in_value_and_gradient():
+    torch.manual_seed(0)
+    fft = PositionalConvEmbedding(32, kernel_size=16, groups=4, impl="fft")
+    conv = PositionalConvEmbedding(32, kernel_size=16, groups=4, impl="conv")
+    conv.load_state_dict(fft.state_dict())
+    x = torch.randn(2, 40, 32)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = fft(x1), conv(x2)
+    torch.testing.assert_close(y1, y2, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y1)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-5)
+    for (name, p1), p2 in zip(fft.named_parameters(), conv.parameters(), strict=True):
+        torch.testing.assert_close(p1.grad, p2.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_pos_conv_rejects_an_unknown_impl():
+    with pytest.raises(ValueError, match="auto\\|conv\\|fft"):
+        PositionalConvEmbedding(16, 4, 2, impl="winograd")
+
+
+@pytest.mark.parametrize("impl", ["conv", "fft"])
+def test_even_kernel_keeps_length_and_is_centred(impl):
+    torch.manual_seed(0)
+    pos = PositionalConvEmbedding(16, kernel_size=4, groups=2, impl=impl)
     assert pos(torch.randn(1, 9, 16)).shape == (1, 9, 16)
     # the output at t depends on inputs t-2 .. t+1 (padding 2, last frame dropped)
     x = torch.zeros(1, 9, 16, requires_grad=True)
     pos(x)[0, 4].sum().backward()
-    touched = (x.grad[0].abs().sum(-1) > 0).nonzero().flatten().tolist()
+    size = x.grad[0].abs().sum(-1)
+    touched = (size > 1e-5 * size.max()).nonzero().flatten().tolist()  # FFT rounding: ~1e-7
     assert touched == [2, 3, 4, 5]
 
 
