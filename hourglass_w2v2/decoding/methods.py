@@ -52,22 +52,43 @@ def scale_key(lm_scale: float) -> str:
 class NgramScorer:
     """Sentence log-probabilities of an ARPA n-gram LM, for n-best rescoring.
 
-    Uses ``kenlm`` when it is installed (needed for LibriSpeech's 4-gram, which does not fit in
-    Python dicts), else reads the ARPA file with :func:`hourglass_w2v2.lang.lm.read_arpa`.
+    ``backend``: ``"kenlm"`` (the ``lm`` extra; what LibriSpeech's 4-gram needs, ~1.4 GB of
+    ARPA), ``"python"`` (:func:`hourglass_w2v2.lang.lm.read_arpa` into dicts, fine for the synth
+    LMs) or ``"auto"``: kenlm when it is installed. Both give the same costs for in-vocabulary
+    words (tested); an out-of-vocabulary word costs kenlm its ``<unk>`` probability and the
+    Python reader log10 P = -99.
     """
 
-    def __init__(self, arpa: str | Path) -> None:
+    #: ARPA files above this size are not read into Python dicts (~100 bytes per n-gram)
+    MAX_PYTHON_ARPA_BYTES = 200 * 1024**2
+
+    def __init__(self, arpa: str | Path, backend: str = "auto") -> None:
         arpa = Path(arpa)
+        if backend not in ("auto", "kenlm", "python"):
+            raise ValueError(f"NgramScorer backend must be auto|kenlm|python, got {backend!r}")
         if not arpa.is_file():
             raise FileNotFoundError(f"rescoring LM {arpa} does not exist")
-        try:
-            import kenlm
-        except ImportError:
-            self._kenlm = None
-            self._ngrams = read_arpa(arpa)
-        else:
+        kenlm = None
+        if backend != "python":
+            try:
+                import kenlm
+            except ImportError:
+                if backend == "kenlm":
+                    raise ImportError(
+                        "NgramScorer(backend='kenlm') needs kenlm: pip install -e '.[lm]'"
+                    ) from None
+        self._kenlm = None
+        if kenlm is not None:
             self._kenlm = kenlm.Model(str(arpa))
-        logging.info("loaded rescoring LM %s", arpa)
+        else:
+            size = arpa.stat().st_size
+            if size > self.MAX_PYTHON_ARPA_BYTES:
+                raise RuntimeError(
+                    f"rescoring LM {arpa} is {size / 1024**2:.0f} MB: too big to read into "
+                    "Python (tens of GB of memory); install kenlm: pip install -e '.[lm]'"
+                )
+            self._ngrams = read_arpa(arpa)
+        logging.info("loaded rescoring LM %s (%s)", arpa, "kenlm" if self._kenlm else "python")
 
     def cost(self, words: Sequence[str]) -> float:
         """``-ln P(<s> words </s>)``, the unit of graph costs."""

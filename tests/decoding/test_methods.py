@@ -97,6 +97,35 @@ def test_lm_rescore_with_4gram(toy_lang, make_posteriors):
     assert NgramScorer(arpa4).cost(["THE", "CAT", "SAT"]) == pytest.approx(-log10p * np.log(10))
 
 
+@pytest.mark.parametrize("order", [3, 4])
+def test_python_arpa_costs_equal_kenlm(toy_lang, order):
+    # kenlm (a dev dependency) is the independent reference for the ARPA reader; the sentences
+    # mix seen n-grams with back-offs to every lower order
+    pytest.importorskip("kenlm", reason="kenlm is a dev dependency: pip install -e '.[dev]'")
+    arpa = toy_lang.parent / f"G_{order}_gram.arpa"
+    ref, ours = NgramScorer(arpa, backend="kenlm"), NgramScorer(arpa, backend="python")
+    sentences = [
+        ["THE", "CAT", "SAT"],
+        ["DOG", "CAT", "A", "THEN", "FAST"],
+        ["AT", "THE", "DOG", "RAN", "FAST", "THEN"],
+        ["A"],
+        [],
+    ]
+    costs = [ours.cost(s) for s in sentences]
+    assert costs == pytest.approx([ref.cost(s) for s in sentences], rel=1e-5)
+    assert len(set(costs)) == len(costs) and all(c > 0 for c in costs)
+
+
+def test_a_huge_arpa_without_kenlm_is_refused_by_name(tmp_path, monkeypatch):
+    arpa = tmp_path / "4-gram.arpa"
+    arpa.write_text("\\data\\\nngram 1=1\n")
+    monkeypatch.setattr(NgramScorer, "MAX_PYTHON_ARPA_BYTES", 8)
+    with pytest.raises(RuntimeError, match="4-gram.arpa is .* install kenlm"):
+        NgramScorer(arpa, backend="python")
+    with pytest.raises(ValueError, match="auto\\|kenlm\\|python"):
+        NgramScorer(arpa, backend="srilm")
+
+
 def test_bad_arguments(toy_lang):
     with pytest.raises(ValueError, match="unknown decoding method"):
         Decoder("beam", toy_lang)
