@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/gpu.sh encoder   # encoder_speed.py at base, bf16, compile off and on (~6 min)
 #   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16 (~5 min)
+#   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16 (~2 min)
 #
 # Tables go to stdout and to $OUT (the device tool's output folder) or benchmarks/out/.
 set -euo pipefail
@@ -30,5 +31,10 @@ case "$what" in
       --models base base-hourglass hf-base --compile both --batch-seconds 87.5 \
       --utt-seconds 10.9375 --updates 20 --warmup 5 | tee "$out/train_bf16.md"
     ;;
-  *) echo "usage: $0 encoder|train" >&2; exit 2 ;;
+  posconv)
+    # decides PositionalConvEmbedding(impl="auto") on CUDA (conv today; fft is CPU's choice)
+    python benchmarks/pos_conv_speed.py --device cuda --dtype bf16 \
+      --sizes base-hourglass large-hourglass --seconds 5 15 30 --batch 8 | tee "$out/pos_conv_bf16.md"
+    ;;
+  *) echo "usage: $0 encoder|train|posconv" >&2; exit 2 ;;
 esac
