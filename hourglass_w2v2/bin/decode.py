@@ -81,8 +81,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--backend",
         default="auto",
         choices=["auto", "kaldi", "k2"],
-        help="graph search: kaldi-decoder or k2 (1best only; auto = k2 when it imports and the "
-        "lang dir has <graph>.pt)",
+        help="graph search: kaldi-decoder/ours or k2 (auto = k2 for 1best when it imports and the "
+        "lang dir has <graph>.pt; k2 for nbest/lm-rescore only when asked)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return p

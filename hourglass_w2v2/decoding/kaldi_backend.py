@@ -340,25 +340,56 @@ class LatticeSearch:
         keep = total <= best + self.options.lattice_beam
         nodes, index = np.unique(np.concatenate([lk.src[keep], lk.dst[keep]]), return_inverse=True)
         src, dst = np.split(index, 2)
-        lat = kaldifst.Lattice()
-        for _ in range(len(nodes)):
-            lat.add_state()
-        lat.start = 0  # node 0, the start token, is on every path
-        for s, d, i, o, gc, ac in zip(
-            src.tolist(),
-            dst.tolist(),
-            lk.ilabel[keep].tolist(),
-            lk.olabel[keep].tolist(),
-            lk.graph[keep].tolist(),
-            lk.acoustic[keep].tolist(),
-            strict=True,
-        ):
-            lat.add_arc(s, kaldifst.LatticeArc(i, o, kaldifst.LatticeWeight(gc, ac), d))
+        finals = {}
         for n in np.flatnonzero(nodes >= last_base).tolist():
             f = final[nodes[n] - last_base]
             if np.isfinite(f):
-                lat.set_final(n, kaldifst.LatticeWeight(float(f), 0.0))
-        return lat
+                finals[n] = (float(f), 0.0)
+        # node 0, the start token, is on every path
+        return build_lattice(
+            len(nodes),
+            0,
+            src,
+            dst,
+            lk.ilabel[keep],
+            lk.olabel[keep],
+            lk.graph[keep],
+            lk.acoustic[keep],
+            finals,
+        )
+
+
+def build_lattice(
+    num_states: int,
+    start: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    ilabel: np.ndarray,
+    olabel: np.ndarray,
+    graph: np.ndarray,
+    acoustic: np.ndarray,
+    finals: dict[int, tuple[float, float]],
+) -> kaldifst.Lattice:
+    """A raw ``kaldifst.Lattice`` from arc arrays (costs: graph and acoustic, -log) and
+    ``{state: (graph, acoustic)}`` final weights: the form every n-best function here reads,
+    whichever search (ours, or k2's) produced the arcs."""
+    lat = kaldifst.Lattice()
+    for _ in range(num_states):
+        lat.add_state()
+    lat.start = start
+    for s, d, i, o, gc, ac in zip(
+        np.asarray(src).tolist(),
+        np.asarray(dst).tolist(),
+        np.asarray(ilabel).tolist(),
+        np.asarray(olabel).tolist(),
+        np.asarray(graph, dtype=np.float64).tolist(),
+        np.asarray(acoustic, dtype=np.float64).tolist(),
+        strict=True,
+    ):
+        lat.add_arc(s, kaldifst.LatticeArc(i, o, kaldifst.LatticeWeight(gc, ac), d))
+    for n, (gc, ac) in finals.items():
+        lat.set_final(n, kaldifst.LatticeWeight(gc, ac))
+    return lat
 
 
 def lattice_best_path(lattice: kaldifst.Lattice | None, lm_scale: float) -> list[int]:

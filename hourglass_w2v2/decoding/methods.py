@@ -49,12 +49,26 @@ def scale_key(lm_scale: float) -> str:
     return f"lm_scale_{lm_scale:g}"
 
 
+def _arpa_order(path: Path) -> int:
+    """The highest order listed in an ARPA file's ``\\data\\`` header."""
+    order = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("ngram ") and "=" in line:
+                order = max(order, int(line[6:].split("=")[0]))
+            elif line.endswith("-grams:"):
+                break
+    return order
+
+
 class NgramScorer:
     """Sentence log-probabilities of an ARPA n-gram LM, for n-best rescoring.
 
     ``backend``: ``"kenlm"`` (the ``lm`` extra; what LibriSpeech's 4-gram needs, ~1.4 GB of
     ARPA), ``"python"`` (:func:`hourglass_w2v2.lang.lm.read_arpa` into dicts, fine for the synth
-    LMs) or ``"auto"``: kenlm when it is installed. Both give the same costs for in-vocabulary
+    LMs) or ``"auto"``: kenlm when it is installed and the LM is at least a bigram (kenlm's
+    limit). Both give the same costs for in-vocabulary
     words (tested); an out-of-vocabulary word costs kenlm its ``<unk>`` probability and the
     Python reader log10 P = -99.
     """
@@ -69,7 +83,7 @@ class NgramScorer:
         if not arpa.is_file():
             raise FileNotFoundError(f"rescoring LM {arpa} does not exist")
         kenlm = None
-        if backend != "python":
+        if backend == "kenlm" or (backend == "auto" and _arpa_order(arpa) >= 2):
             try:
                 import kenlm
             except ImportError:
@@ -139,13 +153,14 @@ class Decoder:
         self.rescorer = NgramScorer(rescore_lm) if method == "lm-rescore" else None
         self.k2_graph = None
         k2_path = Path(lang_dir) / f"{graph}.pt"
-        # auto: k2 for 1best when it imports and compile_graphs wrote the graph's .pt
-        auto_k2 = method == "1best" and k2_path.is_file() and k2_backend.available()
-        if method != "ctc-greedy" and (backend == "k2" or (backend == "auto" and auto_k2)):
-            if not auto_k2:
-                raise ValueError(
-                    f"the k2 backend does 1best only, needs k2 installed and {k2_path}"
-                )
+        k2_ready = k2_path.is_file() and k2_backend.available()
+        # auto: k2 for 1best when it imports and compile_graphs wrote the graph's .pt; nbest and
+        # lm-rescore take k2's lattice only when asked (--backend k2: never run in our CI)
+        if method != "ctc-greedy" and (
+            backend == "k2" or (backend == "auto" and method == "1best" and k2_ready)
+        ):
+            if not k2_ready:
+                raise ValueError(f"the k2 backend needs k2 installed and {k2_path}")
             self.k2_graph = k2_backend.load_k2_graph(k2_path)
             self.k2_options = options or SearchOptions()
         elif method != "ctc-greedy":
@@ -186,6 +201,20 @@ class Decoder:
             max_active_states=o.max_active,
         )[0]
 
+    def _lattice(self, log_probs: np.ndarray):
+        """The raw lattice at LM scale 1, from k2's pruned intersection or our search."""
+        if self.k2_graph is None:
+            assert self.search is not None
+            return self.search.lattice(log_probs)
+        o = self.k2_options
+        return k2_backend.lattice(
+            self.k2_graph,
+            torch.from_numpy(log_probs),
+            search_beam=o.beam,
+            output_beam=o.lattice_beam,
+            max_active_states=o.max_active,
+        )
+
     def decode(self, log_probs: np.ndarray) -> dict[str, list[str]]:
         """Words of one utterance for every key; ``log_probs`` is ``(T, V)`` float32."""
         if log_probs.ndim != 2 or log_probs.shape[1] != self.tokenizer.vocab_size:
@@ -197,20 +226,20 @@ class Decoder:
             ids = ctc_greedy_search(torch.from_numpy(log_probs)[None])[0]
             return {"greedy": self.tokenizer.decode(ids).split()}
         keys = self.keys()
-        if self.k2_graph is not None:
+        if self.k2_graph is not None and self.method == "1best":
             return {
                 k: self._to_words(self._k2_one_best(log_probs, s))
                 for k, s in zip(keys, self.lm_scales, strict=True)
             }
-        assert self.search is not None
         if self.method == "1best":
+            assert self.search is not None
             # one max-active-bounded search per scale: LatticeSimpleDecoder has no max-active,
             # and on the flat posteriors of a weak model its lattice can take minutes per second
             return {
                 k: self._to_words(self.search.best_path(log_probs, s))
                 for k, s in zip(keys, self.lm_scales, strict=True)
             }
-        lattice = self.search.lattice(log_probs)
+        lattice = self._lattice(log_probs)
         if lattice is None:
             return {k: [] for k in keys}
         if self.method == "nbest":
