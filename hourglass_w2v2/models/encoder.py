@@ -68,8 +68,9 @@ class PositionalConvEmbedding(nn.Module):
     ``SamePad`` and torchaudio, the last frame is dropped.
 
     ``impl``: ``"conv"`` (``F.conv1d``), ``"fft"`` (:func:`grouped_conv1d_fft`, the same
-    function to ~1e-6) or ``"auto"``: fft on CPU, where it makes a ``tiny`` pretraining step
-    ~10% faster, conv elsewhere (cuDNN; the GPU benchmark times both).
+    function to ~1e-6) or ``"auto"``: fft on CPU, where this layer's forward+backward is 3-4x
+    faster at ``tiny``'s shapes (a whole ``tiny`` pretraining step 0.95-1.18x, within the
+    noise; docs/benchmarks.md), conv elsewhere (cuDNN; the GPU benchmark times both).
     """
 
     def __init__(self, dim: int, kernel_size: int = 128, groups: int = 16, impl: str = "auto"):
