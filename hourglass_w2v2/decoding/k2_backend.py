@@ -77,7 +77,8 @@ def k2_arcs_to_lattice(
     src, dst, label = (np.asarray(a, dtype=np.int64) for a in (src, dst, label))
     graph_cost = -np.asarray(graph_scores, dtype=np.float64)
     acoustic_cost = -np.asarray(scores, dtype=np.float64) - graph_cost
-    num_states = int(max(src.max(), dst.max())) + 1
+    final_state = int(max(src.max(), dst.max()))
+    num_states = final_state + 1
     ilabel = np.where(label >= 0, label + 1, 0)
     arcs = []  # (src, dst, ilabel, olabel, graph, acoustic)
     for i, ws in enumerate(words):
@@ -103,8 +104,29 @@ def k2_arcs_to_lattice(
             )
             s = nxt
     cols = list(zip(*arcs, strict=True))
-    final_state = int(max(src.max(), dst.max()))
     return build_lattice(num_states, 0, *cols, finals={final_state: (0.0, 0.0)})
+
+
+def _pruned_lattices(
+    graph: k2.Fsa,
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    search_beam: float,
+    output_beam: float,
+    min_active_states: int,
+    max_active_states: int,
+) -> tuple[k2.Fsa, torch.Tensor]:
+    """k2's pruned intersection of ``graph`` with a ``(B, T, V)`` batch, and the order of its
+    lattices (``DenseFsaVec`` wants decreasing lengths: lattice ``r`` is utterance ``order[r]``)."""
+    order = torch.argsort(lengths, descending=True)
+    segments = (
+        torch.stack([order, torch.zeros_like(order), lengths[order]], dim=1).to(torch.int32).cpu()
+    )
+    dense = k2.DenseFsaVec(log_probs.to(graph.device), segments)
+    lattices = k2.intersect_dense_pruned(
+        graph, dense, search_beam, output_beam, min_active_states, max_active_states
+    )
+    return lattices, order
 
 
 def lattice(
@@ -118,10 +140,14 @@ def lattice(
     """k2's pruned lattice of one utterance's ``(T, V)`` log-probs, at LM scale 1."""
     if len(log_probs) == 0:
         return None
-    segments = torch.tensor([[0, 0, len(log_probs)]], dtype=torch.int32)
-    dense = k2.DenseFsaVec(log_probs[None].to(graph.device), segments)
-    lats = k2.intersect_dense_pruned(
-        graph, dense, search_beam, output_beam, min_active_states, max_active_states
+    lats, _ = _pruned_lattices(
+        graph,
+        log_probs[None],
+        torch.tensor([len(log_probs)]),
+        search_beam,
+        output_beam,
+        min_active_states,
+        max_active_states,
     )
     lat = lats[0]
     arcs = lat.arcs.values()[:, :3].cpu().numpy()
@@ -162,15 +188,16 @@ def one_best(
     max_active_states: int = 10000,
 ) -> list[list[int]]:
     """Output labels of the best path for every utterance of a ``(B, T, V)`` batch."""
-    order = torch.argsort(lengths, descending=True)  # DenseFsaVec wants decreasing lengths
-    segments = (
-        torch.stack([order, torch.zeros_like(order), lengths[order]], dim=1).to(torch.int32).cpu()
+    lattices, order = _pruned_lattices(
+        graph,
+        log_probs / lm_scale,
+        lengths,
+        search_beam,
+        output_beam,
+        min_active_states,
+        max_active_states,
     )
-    dense = k2.DenseFsaVec(log_probs / lm_scale, segments)
-    lattice = k2.intersect_dense_pruned(
-        graph, dense, search_beam, output_beam, min_active_states, max_active_states
-    )
-    best = k2.shortest_path(lattice, use_double_scores=True)
+    best = k2.shortest_path(lattices, use_double_scores=True)
     sorted_hyps = _paths_to_labels(best)
     hyps: list[list[int]] = [[] for _ in range(len(order))]
     for rank, idx in enumerate(order.tolist()):

@@ -189,16 +189,18 @@ class Decoder:
             return self.tokenizer.decode(olabels).split()
         return [self.words[i] for i in olabels]
 
-    def _k2_one_best(self, log_probs: np.ndarray, lm_scale: float) -> list[int]:
+    def _k2_search_options(self) -> dict:
+        """Our SearchOptions in k2's terms (beam, lattice beam, max-active)."""
         o = self.k2_options
+        return dict(search_beam=o.beam, output_beam=o.lattice_beam, max_active_states=o.max_active)
+
+    def _k2_one_best(self, log_probs: np.ndarray, lm_scale: float) -> list[int]:
         return k2_backend.one_best(
             self.k2_graph,
             torch.from_numpy(log_probs)[None],
             torch.tensor([len(log_probs)]),
             lm_scale=lm_scale,
-            search_beam=o.beam,
-            output_beam=o.lattice_beam,
-            max_active_states=o.max_active,
+            **self._k2_search_options(),
         )[0]
 
     def _lattice(self, log_probs: np.ndarray):
@@ -206,13 +208,8 @@ class Decoder:
         if self.k2_graph is None:
             assert self.search is not None
             return self.search.lattice(log_probs)
-        o = self.k2_options
         return k2_backend.lattice(
-            self.k2_graph,
-            torch.from_numpy(log_probs),
-            search_beam=o.beam,
-            output_beam=o.lattice_beam,
-            max_active_states=o.max_active,
+            self.k2_graph, torch.from_numpy(log_probs), **self._k2_search_options()
         )
 
     def decode(self, log_probs: np.ndarray) -> dict[str, list[str]]:
