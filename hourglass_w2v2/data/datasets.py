@@ -41,6 +41,19 @@ def load_cuts(paths: list[str | Path]) -> CutSet:
     return sets[0] if len(sets) == 1 else CutSet(LazyIteratorChain(*[s.data for s in sets]))
 
 
+def speed_perturbed(cuts: CutSet, factors: list[float]) -> CutSet:
+    """``cuts`` followed by a copy at each speed factor (ids get lhotse's ``_sp<factor>``).
+
+    The copies are resampled when their audio is loaded; a factor above 1 makes them shorter, so
+    CTC's label-length filter sees their real frame count.
+    """
+    for f in factors:
+        if not 0.5 <= f <= 2.0 or f == 1.0:
+            raise ValueError(f"data.speed_perturb: factor {f} is not in [0.5, 2] without 1.0")
+    copies = [cuts.perturb_speed(f, affix_id=True) for f in factors]
+    return CutSet(LazyIteratorChain(*[c.data for c in (cuts, *copies)]))
+
+
 def make_sampler(
     cuts: CutSet,
     max_duration: float,

@@ -60,6 +60,9 @@ class DataConfig:
     min_duration: float = 0.0  # cuts shorter than this are dropped (seconds)
     max_cut_duration: float | None = None  # cuts longer than this are dropped (seconds)
     skip_corrupt: bool = False  # corrupt audio: skip and count instead of failing
+    # training cuts are joined by copies played at these speeds (lhotse's perturb_speed, as
+    # icefall's speed perturbation: pitch and tempo change together), e.g. [0.9, 1.1]
+    speed_perturb: list[float] | None = None
 
 
 @dataclass

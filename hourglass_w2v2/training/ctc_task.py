@@ -22,7 +22,6 @@ from torch import nn
 from hourglass_w2v2.data.datasets import (
     CtcDataset,
     filter_ctc_cuts,
-    load_cuts,
     make_eval_sampler,
     make_sampler,
 )
@@ -37,9 +36,8 @@ from hourglass_w2v2.training.checkpoint import (
 )
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import (
-    data_paths,
-    filter_durations,
     model_config,
+    train_cuts,
     valid_cuts,
 )
 from hourglass_w2v2.training.trainer import Task, Trainer
@@ -191,7 +189,7 @@ class CtcTask(Task):
 
     def _cuts(self, train: bool):
         d = self.cfg.data
-        cuts = filter_durations(load_cuts(data_paths(d, True)), d) if train else valid_cuts(d)
+        cuts = train_cuts(d) if train else valid_cuts(d)
         cuts, dropped = filter_ctc_cuts(cuts, self.tokenizer.encode, self._num_frames)
         if dropped:
             logging.warning(

@@ -11,6 +11,7 @@ from hourglass_w2v2.data.datasets import (
     load_cuts,
     make_eval_sampler,
     make_sampler,
+    speed_perturbed,
 )
 from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.training.config import DataConfig, ExperimentConfig
@@ -55,6 +56,14 @@ def valid_cuts(d: DataConfig):
     return cuts.subset(first=d.valid_max_cuts) if d.valid_max_cuts else cuts
 
 
+def train_cuts(d: DataConfig):
+    """The training cuts, joined by their ``speed_perturb`` copies, then duration-filtered."""
+    cuts = load_cuts(data_paths(d, train=True))
+    if d.speed_perturb:
+        cuts = speed_perturbed(cuts, d.speed_perturb)
+    return filter_durations(cuts, d)
+
+
 def filter_durations(cuts, d: DataConfig):
     """Lazily drop cuts outside ``[min_duration, max_cut_duration]``."""
     if d.min_duration > 0:
@@ -83,7 +92,7 @@ class PretrainTask(Task):
 
     def train_data(self):
         d = self.cfg.data
-        cuts = filter_durations(load_cuts(data_paths(d, train=True)), d)
+        cuts = train_cuts(d)
         dataset = PretrainDataset(
             d.max_sample_size, d.normalize, d.skip_corrupt, seed=self.cfg.trainer.seed
         )

@@ -12,8 +12,11 @@ from hourglass_w2v2.data.datasets import (
     PretrainDataset,
     ctc_min_frames,
     filter_ctc_cuts,
+    speed_perturbed,
 )
 from hourglass_w2v2.lang import Tokenizer
+from hourglass_w2v2.training.config import DataConfig
+from hourglass_w2v2.training.pretrain_task import train_cuts
 
 
 def test_pretrain_batch_is_cropped_to_shortest(corpus):
@@ -97,3 +100,38 @@ def test_corrupt_audio_names_the_cut(corpus, tmp_path):
     with pytest.raises(CorruptAudioError, match=cuts[1].id):
         CtcDataset(tok.encode)[cs]
     assert CtcDataset(tok.encode, skip_corrupt=True)[cs]["waveforms"].shape[0] == 2
+
+
+def test_speed_perturb_shifts_pitch_and_tempo_and_keeps_labels(tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from lhotse import Recording, SupervisionSegment
+
+    sr, tone = 16000, 1000.0
+    path = tmp_path / "tone.flac"
+    sf.write(path, 0.5 * np.sin(2 * np.pi * tone * np.arange(sr) / sr), sr)
+    rec = Recording.from_file(path, recording_id="tone")
+    cut = rec.to_cut()
+    cut.supervisions = [SupervisionSegment("tone", "tone", 0.0, rec.duration, text="A TONE")]
+    cuts = CutSet.from_cuts([cut])
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+
+    out = {c.id: c for c in speed_perturbed(cuts, [0.9, 1.1])}
+    assert sorted(out) == ["tone", "tone_sp0.9", "tone_sp1.1"]
+    for cid, factor in [("tone", 1.0), ("tone_sp0.9", 0.9), ("tone_sp1.1", 1.1)]:
+        c = out[cid]
+        audio = c.load_audio()[0]
+        assert c.duration == pytest.approx(1.0 / factor, abs=1e-3)
+        assert audio.size == c.num_samples == pytest.approx(sr / factor, abs=2)
+        # played faster, the tone is higher: its spectral peak moves to tone * factor
+        peak = np.argmax(np.abs(np.fft.rfft(audio))) * sr / audio.size
+        assert peak == pytest.approx(tone * factor, abs=2.0)
+        assert c.supervisions[0].text == "A TONE"
+
+    # duration filters see the perturbed lengths: the 1.1 copy (0.91 s) is dropped
+    d = DataConfig(
+        train_cuts=[str(tmp_path / "cuts.jsonl.gz")], speed_perturb=[0.9, 1.1], min_duration=0.95
+    )
+    assert [c.id for c in train_cuts(d)] == ["tone", "tone_sp0.9"]
+    with pytest.raises(ValueError, match="speed_perturb"):
+        speed_perturbed(cuts, [1.0])
