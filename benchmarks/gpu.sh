@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu.sh encoder   # encoder_speed.py at base, bf16, compile off and on (~6 min)
 #   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16 (~5 min)
 #   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16 (~2 min)
+#   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory (~1 min)
 #
 # Tables go to stdout and to $OUT (the device tool's output folder) or benchmarks/out/.
 set -euo pipefail
@@ -36,5 +37,10 @@ case "$what" in
     python benchmarks/pos_conv_speed.py --device cuda --dtype bf16 \
       --sizes base-hourglass large-hourglass --seconds 5 15 30 --batch 8 | tee "$out/pos_conv_bf16.md"
     ;;
-  *) echo "usage: $0 encoder|train|posconv" >&2; exit 2 ;;
+  contrastive)
+    # our gathered (B, M, M) cosines vs the (B, M, 1+N, F) candidates tensor, Base recipe's batch
+    python benchmarks/contrastive_speed.py --device cuda --sizes base large --batch 8 \
+      --seconds 10.9375 | tee "$out/contrastive.md"
+    ;;
+  *) echo "usage: $0 encoder|train|posconv|contrastive" >&2; exit 2 ;;
 esac
