@@ -158,3 +158,41 @@ def to_csv(header: list[str], cells: list[list[str]]) -> str:
     writer.writerow(header)
     writer.writerows(cells)
     return buf.getvalue()
+
+
+def compare_to_baseline(rows: list[Row], baseline: str, test_sets: list[str]) -> list[str]:
+    """Markdown list items: each experiment's best key against the baseline's, relative change.
+
+    For every other experiment, decoding method both have, test set and metric (WER, CER), the
+    lowest rate over the keys of each (the LM-scale sweep, as icefall reports it) and the
+    relative change ``(ours - baseline) / baseline``.
+    """
+    best: dict[tuple[str, str, str, str], tuple[float, str]] = {}
+    for r in rows:
+        for metric in ("wer", "cer"):
+            for t, v in getattr(r, metric).items():
+                k = (r.experiment, r.method, t, metric)
+                if k not in best or v < best[k][0]:
+                    best[k] = (v, r.key)
+    experiments = list(dict.fromkeys(r.experiment for r in rows))
+    if baseline not in experiments:
+        raise ValueError(f"baseline {baseline!r} is not among the experiments {experiments}")
+    methods = sorted({r.method for r in rows})
+    lines = []
+    for exp in (e for e in experiments if e != baseline):
+        for method in methods:
+            for t in test_sets:
+                for metric in ("wer", "cer"):
+                    ours, base = (
+                        best.get((exp, method, t, metric)),
+                        best.get((baseline, method, t, metric)),
+                    )
+                    if ours is None or base is None:
+                        continue
+                    rel = 100.0 * (ours[0] - base[0]) / base[0] if base[0] else float("nan")
+                    lines.append(
+                        f"- {exp} vs {baseline}, {method}, {t} {metric.upper()}: "
+                        f"{ours[0]:.2f} ({ours[1]}) vs {base[0]:.2f} ({base[1]}), "
+                        f"{rel:+.1f}% relative"
+                    )
+    return lines

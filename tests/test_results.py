@@ -109,3 +109,20 @@ def test_no_results_is_an_error(tmp_path):
         results_cli.main([str(tmp_path / "empty"), str(tmp_path / "results.md")])
     with pytest.raises(SystemExit, match="no such experiment directory"):
         results_cli.main([str(tmp_path / "missing")])
+
+
+def test_baseline_comparison(exps, tmp_path, capsys):
+    pre, scratch, _ = exps
+    md_path = tmp_path / "r.md"
+    results_cli.main([str(pre), str(scratch), "--baseline", str(scratch), "--out", str(md_path)])
+    out = capsys.readouterr().out
+    assert out == md_path.read_text()
+    # only what both have: ctc-greedy on test-clean; (40 - 90) / 90 and (15.5 - 45) / 45
+    assert out.split("\n\n")[1].splitlines() == [
+        "- ft_pretrained vs ft_scratch, ctc-greedy, test-clean WER: 40.00 (greedy) vs 90.00 "
+        "(greedy), -55.6% relative",
+        "- ft_pretrained vs ft_scratch, ctc-greedy, test-clean CER: 15.50 (greedy) vs 45.00 "
+        "(greedy), -65.6% relative",
+    ]
+    with pytest.raises(SystemExit, match="baseline 'nope'"):
+        results_cli.main([str(pre), str(scratch), "--baseline", "nope"])

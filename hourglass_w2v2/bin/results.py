@@ -1,9 +1,12 @@
 """Print one WER/CER table across experiment directories (run.sh stage 4).
 
     python -m hourglass_w2v2.bin.results exp/* [--csv results.csv] [--out results.md]
+        [--baseline exp/scratch]
 
 Rows are experiment x decoding method x key, columns the test sets (WER and CER), parameters,
-pretraining updates, fine-tuning updates and hours, and the decoding real-time factor.
+pretraining updates, fine-tuning updates and hours, and the decoding real-time factor. With
+``--baseline``, a list after the table gives each other experiment's best key per method, test
+set and metric against the baseline's, as a relative change.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from hourglass_w2v2.results import collect, table, to_csv, to_markdown
+from hourglass_w2v2.results import collect, compare_to_baseline, table, to_csv, to_markdown
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -22,6 +25,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("exp_dirs", nargs="+", type=Path, help="experiment directories")
     p.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="experiment dir (or its name) the others are compared with, e.g. a scratch run",
+    )
     return p
 
 
@@ -39,6 +48,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     header, cells = table(rows, test_sets)
     markdown = to_markdown(header, cells)
+    if args.baseline is not None:
+        try:
+            lines = compare_to_baseline(rows, args.baseline.name, test_sets)
+        except ValueError as e:
+            raise SystemExit(f"--baseline: {e}") from e
+        markdown += "\n" + "\n".join(lines) + "\n"
     print(markdown, end="")
     if args.out is not None:
         args.out.write_text(markdown, encoding="utf-8")

@@ -38,7 +38,9 @@ def _check_table(exp, suffix, pretrain_updates):
     """The table has one row per (experiment, method, key) and equals the summary files."""
     table = (exp / f"demo_results{suffix}.md").read_text().splitlines()
     header = [c.strip() for c in table[0].strip("|").split("|")]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in table[2:] if line[:1] == "|"
+    ]
     col = {name: i for i, name in enumerate(header)}
     seen = set()
     for name in (e + suffix for e in EXPS):
@@ -57,6 +59,16 @@ def _check_table(exp, suffix, pretrain_updates):
     assert len(seen) == len(rows)
     pretrained = next(r for r in rows if r[0] == EXPS[0] + suffix)
     assert pretrained[col["pretrain updates"]] == str(pretrain_updates)
+    # the list under the table: pretrained vs the from-scratch baseline, from the same summaries
+    pre_cer, base_cer = (
+        read_summary(exp / (e + suffix) / "decode/ctc-greedy/cer-summary-test-clean.txt")["greedy"]
+        for e in EXPS[:2]
+    )
+    rel = 100.0 * (pre_cer - base_cer) / base_cer
+    assert (
+        f"- {EXPS[0]}{suffix} vs {EXPS[1]}{suffix}, ctc-greedy, test-clean CER: {pre_cer:.2f} "
+        f"(greedy) vs {base_cer:.2f} (greedy), {rel:+.1f}% relative"
+    ) in table
     return rows, col
 
 
