@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import re
@@ -178,21 +179,15 @@ def compare_to_baseline(rows: list[Row], baseline: str, test_sets: list[str]) ->
     if baseline not in experiments:
         raise ValueError(f"baseline {baseline!r} is not among the experiments {experiments}")
     methods = sorted({r.method for r in rows})
+    others = [e for e in experiments if e != baseline]
     lines = []
-    for exp in (e for e in experiments if e != baseline):
-        for method in methods:
-            for t in test_sets:
-                for metric in ("wer", "cer"):
-                    ours, base = (
-                        best.get((exp, method, t, metric)),
-                        best.get((baseline, method, t, metric)),
-                    )
-                    if ours is None or base is None:
-                        continue
-                    rel = 100.0 * (ours[0] - base[0]) / base[0] if base[0] else float("nan")
-                    lines.append(
-                        f"- {exp} vs {baseline}, {method}, {t} {metric.upper()}: "
-                        f"{ours[0]:.2f} ({ours[1]}) vs {base[0]:.2f} ({base[1]}), "
-                        f"{rel:+.1f}% relative"
-                    )
+    for exp, method, t, metric in itertools.product(others, methods, test_sets, ("wer", "cer")):
+        ours, base = best.get((exp, method, t, metric)), best.get((baseline, method, t, metric))
+        if ours is None or base is None:
+            continue
+        rel = 100.0 * (ours[0] - base[0]) / base[0] if base[0] else float("nan")
+        lines.append(
+            f"- {exp} vs {baseline}, {method}, {t} {metric.upper()}: "
+            f"{ours[0]:.2f} ({ours[1]}) vs {base[0]:.2f} ({base[1]}), {rel:+.1f}% relative"
+        )
     return lines

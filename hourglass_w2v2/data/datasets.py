@@ -38,6 +38,11 @@ def load_cuts(paths: list[str | Path]) -> CutSet:
         if not Path(p).is_file():
             raise FileNotFoundError(f"cut set {p} does not exist (run prepare.sh stage 3)")
         sets.append(CutSet.from_jsonl_lazy(p))
+    return _concat(sets)
+
+
+def _concat(sets: list[CutSet]) -> CutSet:
+    """The cut sets one after another, lazily (the set itself when there is one)."""
     return sets[0] if len(sets) == 1 else CutSet(LazyIteratorChain(*[s.data for s in sets]))
 
 
@@ -50,8 +55,7 @@ def speed_perturbed(cuts: CutSet, factors: list[float]) -> CutSet:
     for f in factors:
         if not 0.5 <= f <= 2.0 or f == 1.0:
             raise ValueError(f"data.speed_perturb: factor {f} is not in [0.5, 2] without 1.0")
-    copies = [cuts.perturb_speed(f, affix_id=True) for f in factors]
-    return CutSet(LazyIteratorChain(*[c.data for c in (cuts, *copies)]))
+    return _concat([cuts, *(cuts.perturb_speed(f, affix_id=True) for f in factors)])
 
 
 def make_sampler(

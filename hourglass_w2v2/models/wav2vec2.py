@@ -73,9 +73,11 @@ def contrastive_logits(
     The same values as fairseq's, which gathers a (B, M, 1+N, F) candidates tensor and takes
     cosines over F; here one (B, M, M) matrix of cosines between each prediction and every
     target of its utterance is gathered at ``neg_idx`` instead. That needs N*F/M times less
-    memory, is ~10x faster on CPU, and its backward is deterministic: the backward of indexing
-    ``targets[b, neg_idx]`` adds into repeated rows with atomics when CPU threads > 1, which made
-    2-thread pretraining runs drift apart after a few dozen updates (docs/pretraining.md).
+    memory, is 17x (tiny) to ~100x (Base, Large) faster on CPU for this op
+    (``benchmarks/contrastive_speed.py``), and its backward is deterministic: the backward of
+    indexing ``targets[b, neg_idx]`` adds into repeated rows with atomics when CPU threads > 1,
+    which made 2-thread pretraining runs drift apart after a few dozen updates
+    (docs/pretraining.md).
     """
     b, m, n = neg_idx.shape
     with torch.autocast(preds.device.type, enabled=False):
