@@ -127,6 +127,8 @@ class HealthConfig:
     stall_tolerance: float = 0.05  # |contrastive loss - log(K+1)| / log(K+1)
     stall_updates: int = 2000  # stuck this long after warmup -> stall
     grad_norm_factor: float = 20.0  # grad norm beyond factor x running median
+    dead_feature_penalty: float = 1e-8  # extractor output mean square below this = dead
+    report_every: int = 500  # a lasting failure is logged again after this many updates
 
 
 @dataclass

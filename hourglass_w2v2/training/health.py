@@ -6,12 +6,18 @@
   trivial (e.g. negatives are distinguishable from positives by padding or position);
 - **stall**: the contrastive loss stays near ``log(K + 1)``, chance for K distractors, long
   after warmup: the model learns nothing;
+- **dead extractor**: the feature penalty (mean square of the extractor's output) falls to ~0,
+  far below the LayerNorm eps after it; the normalised features, the quantizer's logits and so
+  the targets are then constant. The Gumbel noise keeps the training code perplexity looking
+  healthy and the loss sits at chance, while validation (no noise) reads loss 0 / accuracy 1;
+  seen at lr 2e-3 on the large synth corpus (``docs/pretraining.md``);
 - **grad-norm outliers**: a gradient norm far above its running median (a spike that often
   precedes divergence).
 
 Each finding is returned as a :class:`HealthEvent`; the trainer logs it, writes
 ``health/<kind>`` to tensorboard, and stops when ``health.stop_on_failure`` is set (outliers
-only warn).
+only warn). A lasting failure is reported when it starts and then every ``health.report_every``
+updates while it lasts, not at every update.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from hourglass_w2v2.training.config import HealthConfig
 
 @dataclass
 class HealthEvent:
-    """One finding: ``kind`` is collapse | degenerate | stall | grad_norm_outlier."""
+    """One finding; ``kind``: collapse | degenerate | stall | dead_extractor | grad_norm_outlier."""
 
     kind: str
     message: str
@@ -36,24 +42,32 @@ class HealthEvent:
 class HealthMonitor:
     """Keeps short windows of the pretraining metrics and judges them each update."""
 
-    def __init__(self, cfg: HealthConfig, num_negatives: int, num_groups: int) -> None:
+    def __init__(self, cfg: HealthConfig, num_negatives: int, num_groups: int,
+                 codebook_init: str = "uniform") -> None:
         self.cfg = cfg
         self.chance_loss = math.log(num_negatives + 1)
         self.num_groups = num_groups
+        self.codebook_init = codebook_init
+        self.reported: dict[str, int] = {}  # lasting failure kind -> update last reported
         self.loss = deque(maxlen=cfg.window)
         self.accuracy = deque(maxlen=cfg.window)
         self.perplexity = deque(maxlen=cfg.window)
         self.grad_norm = deque(maxlen=max(cfg.window, 20))
+        self.feature_penalty = deque(maxlen=cfg.window)
         self.stalled_for = 0
 
     def state_dict(self) -> dict:
-        windows = ("loss", "accuracy", "perplexity", "grad_norm")
-        return {k: list(getattr(self, k)) for k in windows} | {"stalled_for": self.stalled_for}
+        windows = ("loss", "accuracy", "perplexity", "grad_norm", "feature_penalty")
+        return {k: list(getattr(self, k)) for k in windows} | {
+            "stalled_for": self.stalled_for,
+            "reported": dict(self.reported),
+        }
 
     def load_state_dict(self, sd: dict) -> None:
-        for k in ("loss", "accuracy", "perplexity", "grad_norm"):
-            getattr(self, k).extend(sd[k])
+        for k in ("loss", "accuracy", "perplexity", "grad_norm", "feature_penalty"):
+            getattr(self, k).extend(sd.get(k, ()))  # feature_penalty: absent in older checkpoints
         self.stalled_for = sd["stalled_for"]
+        self.reported = dict(sd.get("reported", {}))  # absent in checkpoints before it existed
 
     def update(self, update: int, metrics: dict[str, float]) -> list[HealthEvent]:
         """Feed one update's metrics; return what looks wrong now (empty when healthy)."""
@@ -77,8 +91,26 @@ class HealthMonitor:
         self.loss.append(metrics["contrastive_loss"])
         self.accuracy.append(metrics.get("accuracy", float("nan")))
         self.perplexity.append(metrics.get("code_perplexity", float("nan")))
+        if "feature_penalty" in metrics:
+            self.feature_penalty.append(metrics["feature_penalty"])
         if update < self.cfg.warmup_updates or len(self.loss) < self.cfg.window:
             return events
+        return events + self._lasting(update, self._judge(metrics))
+
+    def _lasting(self, update: int, found: list[HealthEvent]) -> list[HealthEvent]:
+        """Of the failures ``found`` now, those due a report: new, or last told long ago."""
+        kinds = {e.kind for e in found}
+        self.reported = {k: u for k, u in self.reported.items() if k in kinds}
+        due = []
+        for e in found:
+            last = self.reported.get(e.kind)
+            if last is None or update - last >= self.cfg.report_every:
+                self.reported[e.kind] = update
+                due.append(e)
+        return due
+
+    def _judge(self, metrics: dict[str, float]) -> list[HealthEvent]:
+        events = []
         loss, acc = statistics.fmean(self.loss), statistics.fmean(self.accuracy)
         ppl_per_group = statistics.fmean(self.perplexity) / self.num_groups
         if ppl_per_group < self.cfg.collapse_perplexity:
@@ -88,6 +120,17 @@ class HealthMonitor:
                     f"codebook collapse: code perplexity per group {ppl_per_group:.2f} "
                     f"(< {self.cfg.collapse_perplexity}); raise the diversity loss weight or the "
                     "Gumbel temperature",
+                    fatal=True,
+                )
+            )
+        pen = statistics.fmean(self.feature_penalty) if self.feature_penalty else math.inf
+        if len(self.feature_penalty) == self.cfg.window and pen < self.cfg.dead_feature_penalty:
+            events.append(
+                HealthEvent(
+                    "dead_extractor",
+                    f"dead feature extractor: its output's mean square is {pen:.2g} "
+                    f"(< {self.cfg.dead_feature_penalty:g}), so every target quantizes alike; "
+                    f"lower optim.lr (now {metrics.get('lr', float('nan')):.3g}) and restart",
                     fatal=True,
                 )
             )
@@ -105,13 +148,7 @@ class HealthMonitor:
         else:
             self.stalled_for = 0
         if self.stalled_for >= self.cfg.stall_updates:
-            sim = metrics.get("target_similarity")
-            why = (
-                f"; the targets are near-identical (mean cosine {sim:.2f}): try "
-                "model.codebook_init=centered"
-                if sim is not None and sim > 0.9
-                else "; lower the lr or check the data"
-            )
+            why = self._stall_cause(metrics)
             events.append(
                 HealthEvent(
                     "stall",
@@ -121,3 +158,17 @@ class HealthMonitor:
                 )
             )
         return events
+
+    def _stall_cause(self, metrics: dict[str, float]) -> str:
+        """What a stall's metrics point to, and the remedy that fits this run."""
+        sim, lr = metrics.get("target_similarity"), metrics.get("lr")
+        lower_lr = f"lower optim.lr (now {lr:.3g})" if lr is not None else "lower optim.lr"
+        if sim is None or sim <= 0.9:
+            return f"; {lower_lr} or check the data"
+        why = f"; the targets are near-identical (mean cosine {sim:.2f})"
+        if self.codebook_init != "centered":
+            return f"{why}: try model.codebook_init=centered"
+        pen = metrics.get("feature_penalty")
+        if pen is not None and pen < 1e-4:
+            why += f" and the extractor's output has shrunk to ~0 (feature penalty {pen:.2g})"
+        return f"{why} although the codebook init is centered: {lower_lr}"

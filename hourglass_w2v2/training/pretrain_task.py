@@ -82,7 +82,8 @@ class PretrainTask(Task):
         self.cfg = cfg
         self.model_cfg = model_config(cfg)
         self.health = (
-            HealthMonitor(cfg.health, self.model_cfg.num_negatives, self.model_cfg.latent_groups)
+            HealthMonitor(cfg.health, self.model_cfg.num_negatives, self.model_cfg.latent_groups,
+                          self.model_cfg.codebook_init)
             if cfg.health.enabled
             else None
         )
