@@ -42,6 +42,8 @@ class HealthEvent:
 class HealthMonitor:
     """Keeps short windows of the pretraining metrics and judges them each update."""
 
+    _WINDOWS = ("loss", "accuracy", "perplexity", "grad_norm", "feature_penalty")
+
     def __init__(self, cfg: HealthConfig, num_negatives: int, num_groups: int,
                  codebook_init: str = "uniform") -> None:
         self.cfg = cfg
@@ -57,14 +59,13 @@ class HealthMonitor:
         self.stalled_for = 0
 
     def state_dict(self) -> dict:
-        windows = ("loss", "accuracy", "perplexity", "grad_norm", "feature_penalty")
-        return {k: list(getattr(self, k)) for k in windows} | {
+        return {k: list(getattr(self, k)) for k in self._WINDOWS} | {
             "stalled_for": self.stalled_for,
             "reported": dict(self.reported),
         }
 
     def load_state_dict(self, sd: dict) -> None:
-        for k in ("loss", "accuracy", "perplexity", "grad_norm", "feature_penalty"):
+        for k in self._WINDOWS:
             getattr(self, k).extend(sd.get(k, ()))  # feature_penalty: absent in older checkpoints
         self.stalled_for = sd["stalled_for"]
         self.reported = dict(sd.get("reported", {}))  # absent in checkpoints before it existed
@@ -123,17 +124,18 @@ class HealthMonitor:
                     fatal=True,
                 )
             )
-        pen = statistics.fmean(self.feature_penalty) if self.feature_penalty else math.inf
-        if len(self.feature_penalty) == self.cfg.window and pen < self.cfg.dead_feature_penalty:
-            events.append(
-                HealthEvent(
-                    "dead_extractor",
-                    f"dead feature extractor: its output's mean square is {pen:.2g} "
-                    f"(< {self.cfg.dead_feature_penalty:g}), so every target quantizes alike; "
-                    f"lower optim.lr (now {metrics.get('lr', float('nan')):.3g}) and restart",
-                    fatal=True,
+        if len(self.feature_penalty) == self.cfg.window:
+            pen = statistics.fmean(self.feature_penalty)
+            if pen < self.cfg.dead_feature_penalty:
+                events.append(
+                    HealthEvent(
+                        "dead_extractor",
+                        f"dead feature extractor: its output's mean square is {pen:.2g} "
+                        f"(< {self.cfg.dead_feature_penalty:g}), so every target quantizes "
+                        f"alike; {_lower_lr(metrics)} and restart",
+                        fatal=True,
+                    )
                 )
-            )
         if acc > self.cfg.degenerate_accuracy and loss < self.cfg.degenerate_loss:
             events.append(
                 HealthEvent(
@@ -161,14 +163,18 @@ class HealthMonitor:
 
     def _stall_cause(self, metrics: dict[str, float]) -> str:
         """What a stall's metrics point to, and the remedy that fits this run."""
-        sim, lr = metrics.get("target_similarity"), metrics.get("lr")
-        lower_lr = f"lower optim.lr (now {lr:.3g})" if lr is not None else "lower optim.lr"
+        sim = metrics.get("target_similarity")
         if sim is None or sim <= 0.9:
-            return f"; {lower_lr} or check the data"
+            return f"; {_lower_lr(metrics)} or check the data"
         why = f"; the targets are near-identical (mean cosine {sim:.2f})"
         if self.codebook_init != "centered":
             return f"{why}: try model.codebook_init=centered"
         pen = metrics.get("feature_penalty")
         if pen is not None and pen < 1e-4:
             why += f" and the extractor's output has shrunk to ~0 (feature penalty {pen:.2g})"
-        return f"{why} although the codebook init is centered: {lower_lr}"
+        return f"{why} although the codebook init is centered: {_lower_lr(metrics)}"
+
+
+def _lower_lr(metrics: dict[str, float]) -> str:
+    lr = metrics.get("lr")
+    return f"lower optim.lr (now {lr:.3g})" if lr is not None else "lower optim.lr"
