@@ -87,6 +87,13 @@ def error_counts(refs: list[str], hyps: list[str]) -> dict[str, int]:
     return out
 
 
+def finetune_model_config(pretrained: ModelConfig, cfg: ExperimentConfig) -> ModelConfig:
+    """The fine-tuned model's config: the pretrained architecture with the fine-tuning config's
+    ``model`` keys (masking, dropout, LayerDrop, ...) on top; ``preset`` names only the
+    from-scratch architecture and is ignored here."""
+    return pretrained.replace(**{k: v for k, v in cfg.model.items() if k != "preset"})
+
+
 def load_backbone_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """``(ModelConfig, state_dict)`` of a model to fine-tune, from any supported checkpoint.
 
@@ -161,11 +168,10 @@ class CtcTask(Task):
         init = self.cfg.ctc.init
         if init is None:
             return model_config(self.cfg)
-        overrides = {k: v for k, v in self.cfg.model.items() if k != "preset"}
         base, state = load_backbone_checkpoint(init)
         # a fine-tuned checkpoint's CTC head has another vocabulary: the head starts afresh
         self._backbone_state = {k: v for k, v in state.items() if not k.startswith("ctc_head.")}
-        return base.replace(**overrides)
+        return finetune_model_config(base, self.cfg)
 
     def build_model(self) -> nn.Module:
         model = build_model(self.model_cfg, task="ctc", vocab_size=self.tokenizer.vocab_size)

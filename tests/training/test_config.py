@@ -111,6 +111,26 @@ def test_recipe_configs_are_valid(path):
     assert model_cfg.encoder_layers > 0
 
 
+def test_demo_large_finetuning_restores_the_dropout_pretraining_turned_off():
+    """demo-large pretrains without dropout; its fine-tuning config must put the tiny preset's
+    dropout back (fine-tuning without it: test-clean greedy CER 39.28 vs 38.41)."""
+    from hourglass_w2v2.models import ModelConfig
+    from hourglass_w2v2.training.ctc_task import finetune_model_config
+    from hourglass_w2v2.training.pretrain_task import model_config
+
+    conf = EGS / "synth" / "SSL" / "conf"
+    pretrained = model_config(load_config(conf / "pretrain_tiny_hourglass_large.yaml"))
+    assert (pretrained.dropout, pretrained.dropout_input, pretrained.dropout_features) == (0, 0, 0)
+    ft_cfg = load_config(conf / "finetune_tiny_10min_large.yaml")
+    finetuned = finetune_model_config(pretrained, ft_cfg)
+    scratch = model_config(ft_cfg)
+    preset = ModelConfig.preset("tiny-hourglass")
+    for m in (finetuned, scratch):
+        assert (m.dropout, m.dropout_input) == (preset.dropout, preset.dropout_input) == (0.1, 0.1)
+    # the fine-tuned model is the pretrained architecture, not the preset's
+    assert finetuned.codebook_init == "centered" and finetuned.latent_temp == (2.0, 0.5, 0.99)
+
+
 def test_base_pretraining_hyperparameters():
     conf = EGS / "librispeech" / "SSL" / "conf"
     for name in ("pretrain_base.yaml", "pretrain_base_hourglass.yaml"):
