@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hourglass_w2v2.models.config import hourglass_num_layers
 from hourglass_w2v2.models.hourglass import Shorten, Upsample
 
 
@@ -212,12 +213,19 @@ class TransformerEncoder(nn.Module):
             for _ in range(num_layers)
         )
         self.shorteners, self.upsamplers = nn.ModuleList(), nn.ModuleList()
-        level = hourglass
+        # index of the layer that reads each resampler's output (layer-wise lr decay)
+        self.resampler_next_layer: list[tuple[int, int]] = []
+        level, start = hourglass, 0
         while level is not None:
-            _, (inner, factor), _ = level
+            n_pre, (inner, factor), _ = level
             if factor > 1:
                 self.shorteners.append(Shorten(dim, factor, shorten))
                 self.upsamplers.append(Upsample(dim, factor, upsample))
+                inner_layers = inner if isinstance(inner, int) else hourglass_num_layers(inner)
+                self.resampler_next_layer.append(
+                    (start + n_pre, start + n_pre + inner_layers)
+                )
+            start += n_pre
             level = None if isinstance(inner, int) else inner
 
     def _drop_decisions(self) -> list[bool]:

@@ -154,6 +154,29 @@ class Wav2Vec2Backbone(nn.Module):
         """Encoder frames for ``input_lengths`` samples (LongTensor (B,) -> (B,))."""
         return self.feature_extractor.output_lengths(input_lengths)
 
+    def layer_depth(self, name: str) -> int:
+        """Depth of parameter ``name`` for layer-wise lr decay, from 0 to ``num_layers + 1``.
+
+        0: everything below the first transformer layer (extractor, feature norm and
+        projection, mask embedding, position conv, post-LN's input LayerNorm); ``i + 1``:
+        encoder layer ``i`` (an hourglass shortener or upsampler takes the depth of the layer
+        that reads its output); ``num_layers + 1``: what sits above the last layer (the CTC
+        head or pretraining heads, pre-LN's final LayerNorm).
+        """
+        encoder, top = self.encoder, len(self.encoder.layers) + 1
+        parts = name.split(".")
+        if parts[0] != "encoder":
+            below = ("feature_extractor", "feature_norm", "feature_proj", "mask_emb")
+            return 0 if parts[0] in below else top
+        if parts[1] == "layers":
+            return int(parts[2]) + 1
+        if parts[1] in ("shorteners", "upsamplers"):
+            after_shorten, after_upsample = encoder.resampler_next_layer[int(parts[2])]
+            return 1 + (after_shorten if parts[1] == "shorteners" else after_upsample)
+        if parts[1] == "layer_norm" and encoder.layer_norm_first:
+            return top
+        return 0  # pos_conv, post-LN's input LayerNorm
+
     def freeze_feature_extractor(self) -> None:
         """Stop training the conv extractor (and run it without autograd)."""
         for p in self.feature_extractor.parameters():
@@ -321,6 +344,22 @@ class Wav2Vec2Ctc(Wav2Vec2Backbone):
         self.ctc_head = nn.Linear(cfg.encoder_embed_dim, vocab_size)
         nn.init.xavier_uniform_(self.ctc_head.weight)
         nn.init.zeros_(self.ctc_head.bias)
+
+    def reset_top_layers(self, num_layers: int) -> None:
+        """Re-initialise the last ``num_layers`` transformer layers as a new model's.
+
+        The top layers of a contrastively pretrained encoder are the ones most specialised to
+        predicting the quantized local features, and fine-tuning on a few labelled minutes can
+        do better starting them afresh (Pasad et al., 2021, "Layer-wise analysis of a
+        self-supervised speech representation model").
+        """
+        layers = self.encoder.layers
+        if not 0 <= num_layers <= len(layers):
+            raise ValueError(f"cannot reset {num_layers} of {len(layers)} encoder layers")
+        for layer in list(layers)[len(layers) - num_layers :]:
+            layer.apply(init_bert_params)
+            for norm in (layer.self_attn_layer_norm, layer.final_layer_norm):
+                norm.reset_parameters()
 
     def load_backbone(self, state_dict: dict[str, Tensor]) -> tuple[list[str], list[str]]:
         """Load a pretraining state dict, dropping the quantizer/projection heads.

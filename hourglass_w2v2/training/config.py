@@ -75,6 +75,7 @@ class OptimConfig:
     eps: float = 1e-6
     weight_decay: float = 0.01
     clip_grad_norm: float = 25.0  # 0 disables clipping (the norm is still logged)
+    layer_lr_decay: float = 1.0  # < 1: lr x decay^(depth below the head), see param_groups
 
 
 @dataclass
@@ -140,6 +141,7 @@ class CtcConfig:
     freeze_feature_extractor: bool = True
     init: str | None = None  # pretraining ckpt, or fairseq/HF/torchaudio checkpoint to import
     init_from_scratch: bool = False
+    reset_top_layers: int = 0  # re-initialise the last N pretrained encoder layers
     average_last: int = 0  # --avg N: average the last N checkpoints into averaged.pt
     only_blank_threshold: float = 0.99  # blank share above this = "only blanks"
     best_metric: str = "wer"  # wer | cer | ctc_loss: what best.pt minimises on validation

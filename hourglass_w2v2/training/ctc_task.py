@@ -184,6 +184,11 @@ class CtcTask(Task):
                 )
             logging.info("initialised the backbone from %s", self.cfg.ctc.init)
             self._backbone_state = None  # free the memory
+            if self.cfg.ctc.reset_top_layers:
+                model.reset_top_layers(self.cfg.ctc.reset_top_layers)
+                logging.info(
+                    "re-initialised the last %d encoder layers", self.cfg.ctc.reset_top_layers
+                )
         # Freezing random weights would only handicap the from-scratch baseline.
         if self.cfg.ctc.freeze_feature_extractor and self.cfg.ctc.init is not None:
             model.freeze_feature_extractor()

@@ -14,24 +14,40 @@ from torch import nn
 from hourglass_w2v2.training.config import OptimConfig, ScheduleConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split trainable parameters into decayed weights and undecayed norms/biases/embeddings.
+def param_groups(
+    model: nn.Module, weight_decay: float, lr: float, layer_lr_decay: float = 1.0
+) -> list[dict]:
+    """Split trainable parameters into decayed weights and undecayed norms/biases/embeddings,
+    and, with ``layer_lr_decay`` < 1, by depth.
 
     Weight decay on layer-norm gains, biases, and the quantizer codebook / mask embedding
     (all 1-D or explicitly excluded) pulls them towards zero for no benefit, as in fairseq and
     nanoGPT; matrices and conv kernels (>= 2-D) are decayed.
+
+    Layer-wise lr decay (BEiT, data2vec's fine-tuning): a parameter at depth ``d`` of ``D``
+    (``model.layer_depth``: 0 for the extractor, ``D`` for the head) trains at
+    ``lr * layer_lr_decay ** (D - d)``, so fine-tuning moves the pretrained lower layers less
+    than the head. Groups are ordered from the top, so the first group's lr is the peak lr.
     """
-    decay, no_decay = [], []
+    if not 0.0 < layer_lr_decay <= 1.0:
+        raise ValueError(f"optim.layer_lr_decay must be in (0, 1], got {layer_lr_decay}")
+    if layer_lr_decay < 1.0 and not hasattr(model, "layer_depth"):
+        raise ValueError(f"optim.layer_lr_decay: {type(model).__name__} has no layer_depth")
+    groups: dict[tuple[int, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower():
-            no_decay.append(p)
-        else:
-            decay.append(p)
+        depth = model.layer_depth(name) if layer_lr_decay < 1.0 else 0
+        decayed = not (p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower())
+        groups.setdefault((depth, decayed), []).append(p)
+    top = max((d for d, _ in groups), default=0)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": groups[depth, decayed],
+            "weight_decay": weight_decay if decayed else 0.0,
+            "lr": lr * layer_lr_decay ** (top - depth),
+        }
+        for depth, decayed in sorted(groups, key=lambda k: (-k[0], not k[1]))
     ]
 
 
@@ -44,7 +60,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     only temporarily (the encoder during the first fine-tuning updates) must stay trainable
     here and be skipped by the task instead.
     """
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay)
     # The fused CUDA kernels are several times faster than the per-tensor loop.
     fused = all(p.is_cuda for g in groups for p in g["params"]) or None
     kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)

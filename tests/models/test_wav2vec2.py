@@ -152,6 +152,53 @@ def test_frozen_encoder_and_frozen_extractor():
             assert p.grad is not None and p.grad.abs().sum() == 0, name
 
 
+def test_layer_depths_follow_the_hourglass():
+    # [1, ([1, (2, 2), 1], 2), 1] with linear resamplers: 6 layers, two levels, every
+    # resampler takes the depth of the layer that reads its output
+    cfg = ModelConfig.preset(
+        "tiny", encoder_layers=6, hourglass=[1, [[1, [2, 2], 1], 2], 1], shorten="linear",
+        upsample="linear",
+    )
+    for task, head in (("ctc", "ctc_head.weight"), ("pretrain", "final_proj.weight")):
+        model = build_model(cfg, task, vocab_size=7)
+        depth = {n: model.layer_depth(n) for n, _ in model.named_parameters()}
+        assert depth[head] == 7 and depth["feature_extractor.conv_layers.0.conv.weight"] == 0
+        assert depth["mask_emb"] == depth["feature_proj.weight"] == 0
+        assert depth["encoder.pos_conv.conv.bias"] == depth["encoder.layer_norm.weight"] == 0
+        assert [depth[f"encoder.layers.{i}.fc1.weight"] for i in range(6)] == [1, 2, 3, 4, 5, 6]
+        # outer level: shortened after layer 0 (read by layer 1), upsampled before layer 5
+        assert depth["encoder.shorteners.0.proj.weight"] == 2
+        assert depth["encoder.upsamplers.0.proj.weight"] == 6
+        # inner level: shortened after layer 1 (read by layer 2), upsampled before layer 4
+        assert depth["encoder.shorteners.1.proj.weight"] == 3
+        assert depth["encoder.upsamplers.1.proj.weight"] == 5
+    pre_ln = build_model(ModelConfig.preset("tiny", layer_norm_first=True), "ctc", vocab_size=3)
+    assert pre_ln.layer_depth("encoder.layer_norm.weight") == 5  # applied after the last layer
+
+
+def test_reset_top_layers_reinitialises_only_those():
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("tiny-hourglass")
+    pre = build_model(cfg, "pretrain")
+    with torch.no_grad():  # a "trained" model: every weight far from its init
+        for p in pre.parameters():
+            p.add_(1.0)
+    ctc = build_model(cfg, "ctc", vocab_size=9)
+    ctc.load_backbone(pre.state_dict())
+    ctc.reset_top_layers(1)
+    trained, fresh = pre.state_dict(), ctc.state_dict()
+    for name, value in fresh.items():
+        if name.startswith("encoder.layers.3."):
+            assert not torch.equal(value, trained[name]), name
+        elif name in trained:
+            assert torch.equal(value, trained[name]), name
+    assert abs(fresh["encoder.layers.3.fc1.weight"].std().item() - 0.02) < 0.002
+    assert fresh["encoder.layers.3.fc1.bias"].abs().max() == 0
+    assert torch.equal(fresh["encoder.layers.3.final_layer_norm.weight"], torch.ones(256))
+    with pytest.raises(ValueError, match="cannot reset 5 of 4"):
+        ctc.reset_top_layers(5)
+
+
 def test_build_model_rejects_bad_task():
     with pytest.raises(ValueError, match="vocab_size"):
         build_model(ModelConfig.preset("tiny"), "ctc")

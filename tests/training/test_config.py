@@ -13,6 +13,7 @@ from hourglass_w2v2.training.optim import (
     PolynomialDecay,
     TriStage,
     build_optimizer,
+    build_scheduler,
     param_groups,
 )
 from hourglass_w2v2.training.trainer import derive_accum_grad
@@ -77,12 +78,50 @@ def test_tri_stage_schedule():
 
 def test_no_weight_decay_on_norms_and_biases():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
-    decay, no_decay = param_groups(model, 0.01)
+    decay, no_decay = param_groups(model, 0.01, 1e-3)
     assert [p.shape for p in decay["params"]] == [torch.Size([4, 4])]
     assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
     cfg = load_config(None, ["optim.optimizer=adamw"]).optim
     opt = build_optimizer(model, cfg)
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["betas"] == (0.9, 0.98)
+
+
+def test_layer_lr_decay_scales_each_depth_and_follows_the_schedule():
+    from hourglass_w2v2.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig.preset("tiny-hourglass"), "ctc", vocab_size=5)
+    cfg = load_config(None, ["optim.lr=1e-3", "optim.layer_lr_decay=0.5"])
+    opt = build_optimizer(model, cfg.optim)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    # 4 layers: head at depth 5 gets the peak, layer i at depth i + 1, the extractor depth 0
+    assert lr_of[id(params["ctc_head.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["encoder.layers.3.fc1.weight"])] == pytest.approx(5e-4)
+    assert lr_of[id(params["encoder.layers.0.fc1.bias"])] == pytest.approx(1e-3 / 16)
+    assert lr_of[id(params["feature_extractor.conv_layers.0.conv.weight"])] == pytest.approx(
+        1e-3 / 32
+    )
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # the logged lr is the peak
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(params)
+    no_decay = {id(p) for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert id(params["encoder.layers.0.fc1.bias"]) in no_decay
+    assert id(params["encoder.layers.0.fc1.weight"]) not in no_decay
+    # the schedule scales every group alike
+    cfg.schedule.name, cfg.schedule.phase_ratio = "tri_stage", (0.5, 0.0, 0.5)
+    sched = build_scheduler(opt, cfg.schedule, cfg.optim, max_updates=10)
+    assert [g["lr"] for g in opt.param_groups][:2] == pytest.approx([1e-5, 1e-5])
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lrs[id(params["encoder.layers.3.fc1.weight"])] == pytest.approx(5e-4)
+    assert lrs[id(params["feature_extractor.conv_layers.0.conv.weight"])] == pytest.approx(
+        1e-3 / 32
+    )
+    with pytest.raises(ValueError, match="layer_lr_decay must be in"):
+        build_optimizer(model, load_config(None, ["optim.layer_lr_decay=0"]).optim)
+    with pytest.raises(ValueError, match="Sequential has no layer_depth"):
+        param_groups(torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.0, 1e-3, 0.9)
 
 
 EGS = Path(__file__).resolve().parents[2] / "egs"

@@ -226,3 +226,19 @@ def test_init_from_fairseq_and_hf_checkpoints(corpus, tmp_path):
     )
     with pytest.raises(ValueError, match="bad.pt is neither"):
         CtcTask(cfg)
+
+
+def test_reset_top_layers_after_loading_the_backbone(corpus, tmp_path):
+    torch.manual_seed(0)
+    model_cfg = ModelConfig.preset("tiny-hourglass")
+    pretrained = build_model(model_cfg, task="pretrain").state_dict()
+    init = tmp_path / "pretrained.pt"
+    atomic_save({"model": pretrained, "model_config": model_cfg.to_dict()}, init)
+    ctc = {"lang_dir": str(corpus["lang"]), "init": str(init), "reset_top_layers": 1}
+    got = CtcTask(ExperimentConfig.from_dict({"task": "ctc", "ctc": ctc})).build_model()
+    got = got.state_dict()
+    # a fresh random init's LayerNorm gains are ones as in the checkpoint: compare the matrices
+    top = [k for k in got if k.startswith("encoder.layers.3.") and got[k].ndim == 2]
+    rest = [k for k in got if not k.startswith(("encoder.layers.3.", "ctc_head."))]
+    assert top and not any(torch.equal(got[k], pretrained[k]) for k in top)
+    assert rest and all(torch.equal(got[k], pretrained[k]) for k in rest)
