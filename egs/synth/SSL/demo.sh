@@ -76,6 +76,6 @@ log "demo finished in $(elapsed); table in exp/demo_results$suffix.md. The list 
   "the pretrained model with the from-scratch baseline (negative: pretraining helped)."
 if [ "$size" = default ]; then
   log "At this size pretraining runs about a minute (conf/pretrain_tiny_hourglass.yaml), far too" \
-    "little to pay off; 'make demo-large' (about 2 h 40 min) pretrains 12,000 updates on a 12 h" \
+    "little to pay off; 'make demo-large' (about 1 h 30 min) pretrains 12,000 updates on a 12 h" \
     "corpus and is the comparison that shows it (docs/RESULTS.md)."
 fi
