@@ -217,14 +217,12 @@ class TransformerEncoder(nn.Module):
         self.resampler_next_layer: list[tuple[int, int]] = []
         level, start = hourglass, 0
         while level is not None:
-            n_pre, (inner, factor), _ = level
+            n_pre, (inner, factor), n_post = level
             if factor > 1:
                 self.shorteners.append(Shorten(dim, factor, shorten))
                 self.upsamplers.append(Upsample(dim, factor, upsample))
-                inner_layers = inner if isinstance(inner, int) else hourglass_num_layers(inner)
-                self.resampler_next_layer.append(
-                    (start + n_pre, start + n_pre + inner_layers)
-                )
+                end = start + hourglass_num_layers(level)
+                self.resampler_next_layer.append((start + n_pre, end - n_post))
             start += n_pre
             level = None if isinstance(inner, int) else inner
 

@@ -358,7 +358,7 @@ class Wav2Vec2Ctc(Wav2Vec2Backbone):
             raise ValueError(f"cannot reset {num_layers} of {len(layers)} encoder layers")
         for layer in list(layers)[len(layers) - num_layers :]:
             layer.apply(init_bert_params)
-            for norm in (layer.self_attn_layer_norm, layer.final_layer_norm):
+            for norm in (m for m in layer.modules() if isinstance(m, nn.LayerNorm)):
                 norm.reset_parameters()
 
     def load_backbone(self, state_dict: dict[str, Tensor]) -> tuple[list[str], list[str]]:
