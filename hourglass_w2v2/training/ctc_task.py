@@ -153,6 +153,11 @@ class CtcTask(Task):
             raise ValueError("fine-tuning needs ctc.init (--init CKPT) or ctc.init_from_scratch")
         if c.init is not None and c.init_from_scratch:
             raise ValueError("ctc.init and ctc.init_from_scratch exclude each other")
+        if c.reset_top_layers and c.init is None:
+            raise ValueError(
+                "ctc.reset_top_layers re-initialises pretrained layers and needs ctc.init; "
+                "a from-scratch model has nothing to reset"
+            )
         if c.best_metric not in ("wer", "cer", "ctc_loss"):
             raise ValueError(f"ctc.best_metric must be wer, cer or ctc_loss, not {c.best_metric!r}")
         self.cfg = cfg

@@ -187,6 +187,12 @@ def test_init_is_required(corpus):
         CtcTask(cfg)
 
 
+def test_reset_top_layers_is_refused_from_scratch(corpus):
+    ctc = {"lang_dir": str(corpus["lang"]), "init_from_scratch": True, "reset_top_layers": 1}
+    with pytest.raises(ValueError, match="reset_top_layers .* needs ctc.init"):
+        CtcTask(ExperimentConfig.from_dict({"task": "ctc", "ctc": ctc}))
+
+
 def test_init_from_fairseq_and_hf_checkpoints(corpus, tmp_path):
     from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
 
