@@ -7,6 +7,9 @@
 #   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16 (~5 min)
 #   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16 (~2 min)
 #   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory (~1 min)
+#   bash benchmarks/gpu.sh all       # train, contrastive, posconv, encoder (eager), in that order,
+#                                    # each under its own time limit (~9 min at most): for a session
+#                                    # with ~15 min of device time, one call, the key figures first
 #
 # Tables go to stdout and to $OUT (the device tool's output folder) or benchmarks/out/.
 set -euo pipefail
@@ -15,16 +18,36 @@ what=${1:-encoder}
 out=${OUT:-benchmarks/out}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
-python -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__)" \
-  | tee -a "$out/device.txt"
+if [ -z "${GPU_SH_PART:-}" ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
+  python -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__)" \
+    | tee -a "$out/device.txt"
+fi
 
+if [ "$what" = all ]; then
+  # Each part in its own process under `timeout`, so one that hangs or runs long costs only its
+  # own slot; a part that fails is reported and the next one still runs. Limits in seconds.
+  status=0
+  for part in train:300 contrastive:60 posconv:90 encoder-eager:120; do
+    name=${part%%:*} limit=${part##*:}
+    echo "== $name (at most $limit s)"
+    start=$(date +%s)
+    GPU_SH_PART=1 timeout --signal=TERM --kill-after=10 "$limit" bash "$0" "$name" || {
+      rc=$?; status=1; echo "== $name: exit status $rc ($([ $rc -eq 124 ] && echo 'time limit' || echo failed))"; }
+    echo "== $name took $(( $(date +%s) - start )) s" | tee -a "$out/timings.txt"
+  done
+  exit $status
+fi
+
+encoder=(--device cuda --dtype bf16 --sizes base --batch 8 --lengths 2 5 10 15 30
+         --factors 2 3 4 5 6 --steps 10 --warmup 3 --markdown)
 case "$what" in
+  encoder-eager)
+    python benchmarks/encoder_speed.py "${encoder[@]}" | tee "$out/encoder_bf16.md"
+    ;;
   encoder)
-    common=(--device cuda --dtype bf16 --sizes base --batch 8 --lengths 2 5 10 15 30
-            --factors 2 3 4 5 6 --steps 10 --warmup 3 --markdown)
-    python benchmarks/encoder_speed.py "${common[@]}" | tee "$out/encoder_bf16.md"
-    python benchmarks/encoder_speed.py "${common[@]}" --compile | tee "$out/encoder_bf16_compile.md"
+    python benchmarks/encoder_speed.py "${encoder[@]}" | tee "$out/encoder_bf16.md"
+    python benchmarks/encoder_speed.py "${encoder[@]}" --compile | tee "$out/encoder_bf16_compile.md"
     ;;
   train)
     # The Base recipe's per-GPU batch: 1.4M samples = 87.5 s of audio, here as 8 x 10.9 s crops.
@@ -42,5 +65,5 @@ case "$what" in
     python benchmarks/contrastive_speed.py --device cuda --sizes base large --batch 8 \
       --seconds 10.9375 | tee "$out/contrastive.md"
     ;;
-  *) echo "usage: $0 encoder|train|posconv|contrastive" >&2; exit 2 ;;
+  *) echo "usage: $0 encoder|encoder-eager|train|posconv|contrastive|all" >&2; exit 2 ;;
 esac
