@@ -7,9 +7,10 @@
 #   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16 (~5 min)
 #   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16 (~2 min)
 #   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory (~1 min)
-#   bash benchmarks/gpu.sh all       # train, contrastive, posconv, encoder (eager), in that order,
-#                                    # each under its own time limit (~9 min at most): for a session
-#                                    # with ~15 min of device time, one call, the key figures first
+#   bash benchmarks/gpu.sh all       # train (eager), contrastive, posconv, train (compiled), encoder
+#                                    # (eager), in that order, each under its own time limit (9 min
+#                                    # at most): for a session with ~15 min of device time, one call,
+#                                    # the key figures first
 #
 # Tables go to stdout and to $OUT (the device tool's output folder) or benchmarks/out/.
 set -euo pipefail
@@ -28,7 +29,7 @@ if [ "$what" = all ]; then
   # Each part in its own process under `timeout`, so one that hangs or runs long costs only its
   # own slot; a part that fails is reported and the next one still runs. Limits in seconds.
   status=0
-  for part in train:300 contrastive:60 posconv:90 encoder-eager:120; do
+  for part in train-eager:150 contrastive:60 posconv:75 train-compiled:150 encoder-eager:105; do
     name=${part%%:*} limit=${part##*:}
     echo "== $name (at most $limit s)"
     start=$(date +%s)
@@ -39,6 +40,9 @@ if [ "$what" = all ]; then
   exit $status
 fi
 
+# The Base recipe's per-GPU batch: 1.4M samples = 87.5 s of audio, here as 8 x 10.9 s crops.
+train=(--device cuda --precision bf16 --models base base-hourglass hf-base --batch-seconds 87.5
+       --utt-seconds 10.9375 --updates 20 --warmup 5)
 encoder=(--device cuda --dtype bf16 --sizes base --batch 8 --lengths 2 5 10 15 30
          --factors 2 3 4 5 6 --steps 10 --warmup 3 --markdown)
 case "$what" in
@@ -50,10 +54,13 @@ case "$what" in
     python benchmarks/encoder_speed.py "${encoder[@]}" --compile | tee "$out/encoder_bf16_compile.md"
     ;;
   train)
-    # The Base recipe's per-GPU batch: 1.4M samples = 87.5 s of audio, here as 8 x 10.9 s crops.
-    python benchmarks/train_speed.py --device cuda --precision bf16 \
-      --models base base-hourglass hf-base --compile both --batch-seconds 87.5 \
-      --utt-seconds 10.9375 --updates 20 --warmup 5 | tee "$out/train_bf16.md"
+    python benchmarks/train_speed.py "${train[@]}" --compile both | tee "$out/train_bf16.md"
+    ;;
+  train-eager)
+    python benchmarks/train_speed.py "${train[@]}" --compile no | tee "$out/train_bf16.md"
+    ;;
+  train-compiled)
+    python benchmarks/train_speed.py "${train[@]}" --compile yes | tee "$out/train_bf16_compile.md"
     ;;
   posconv)
     # decides PositionalConvEmbedding(impl="auto") on CUDA (conv today; fft is CPU's choice)
@@ -65,5 +72,5 @@ case "$what" in
     python benchmarks/contrastive_speed.py --device cuda --sizes base large --batch 8 \
       --seconds 10.9375 | tee "$out/contrastive.md"
     ;;
-  *) echo "usage: $0 encoder|encoder-eager|train|posconv|contrastive|all" >&2; exit 2 ;;
+  *) echo "usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|all" >&2; exit 2 ;;
 esac

@@ -137,21 +137,27 @@ def main() -> None:
         f"{args.updates} timed updates after {args.warmup} warm-up, median of {args.repeats}; "
         f"torch {torch.__version__}"
     )
-    print("| model | params (M) | updates/s | audio-s/s | peak GiB |")
-    print("|---|---:|---:|---:|---:|")
     runs = [(name, compiled) for name in args.models for compiled in variants]
     results = {run: [] for run in runs}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for run in runs:
-            results[run].append(measure(*run, args))
+            r = measure(*run, args)
+            results[run].append(r)
+            # one line as each run ends, so a run cut short by a time limit still leaves figures
+            print(
+                f"measured (repeat {repeat + 1}/{args.repeats}): {r['model']} "
+                f"{r['audio_s_per_s']:.1f} audio-s/s, peak {_gib(r['peak_gb'])} GiB",
+                flush=True,
+            )
+    print("| model | params (M) | updates/s | audio-s/s | peak GiB |")
+    print("|---|---:|---:|---:|---:|")
     rows = []
     for run in runs:
         r = sorted(results[run], key=lambda x: x["audio_s_per_s"])[len(results[run]) // 2]
         rows.append(r)
-        peak = "-" if math.isnan(r["peak_gb"]) else f"{r['peak_gb']:.2f}"
         print(
             f"| {r['model']} | {r['params_M']:.1f} | {r['updates_per_s']:.3f} | "
-            f"{r['audio_s_per_s']:.1f} | {peak} |",
+            f"{r['audio_s_per_s']:.1f} | {_gib(r['peak_gb'])} |",
             flush=True,
         )
     if len(rows) > 1:
@@ -161,6 +167,10 @@ def main() -> None:
                 f"{r['model']} / {ref['model']}: "
                 f"{r['audio_s_per_s'] / ref['audio_s_per_s']:.2f}x audio-s/s"
             )
+
+
+def _gib(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2f}"
 
 
 if __name__ == "__main__":
