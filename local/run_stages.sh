@@ -38,6 +38,18 @@ set -- ${args[@]+"${args[@]}"}
 . ./utils/log.sh
 overrides=("$@")
 
+# `[ "$avg" -gt 0 ]` on a non-number fails quietly under set -e; check the counts up front.
+for opt in avg world_size; do
+  if ! [[ ${!opt} =~ ^[0-9]+$ ]]; then
+    echo "${0##*/}: --${opt//_/-} must be a whole number, got '${!opt}'" >&2
+    exit 1
+  fi
+done
+if [ "$world_size" -lt 1 ]; then
+  echo "${0##*/}: --world-size must be at least 1, got '$world_size'" >&2
+  exit 1
+fi
+
 manifests=data/manifests
 torchrun_cmd() {
   # shellcheck disable=SC2086

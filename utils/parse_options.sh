@@ -5,6 +5,7 @@
 #   --stop-stage 3  or  --stop-stage=3   sets stop_stage=3 (dashes become underscores);
 #   an option whose variable is not defined beforehand fails with a message (typos don't pass);
 #   a variable whose default is true/false only accepts true/false;
+#   stage and stop_stage (when the script defines them) must be integers, e.g. -1, 0, 12;
 #   --config FILE sources FILE first (lines like stage=2);
 #   --help / -h prints $help_message (or, when unset, the script's leading comment) and exits 0.
 # Parsing stops at the first argument not starting with --; the rest stays in "$@".
@@ -62,6 +63,16 @@ while true; do
     exit 1
   fi
   printf -v "$__var" '%s' "$__value"
+done
+
+# `[ $stage -le 1 ]` on "abc" or "1.5" is only a test error, which set -e ignores: every stage
+# would be skipped and the script would exit 0 having done nothing.
+for __var in stage stop_stage; do
+  if [ -n "${!__var+set}" ] && ! [[ ${!__var} =~ ^-?[0-9]+$ ]]; then
+    echo "$__script: --${__var//_/-} must be an integer, got '${!__var}'" \
+      "(stages are numbered 0, 1, 2, ...; see --help)" >&2
+    exit 1
+  fi
 done
 
 unset __name __value __var __old

@@ -86,3 +86,33 @@ def test_log_prints_time_script_line_and_function(tmp_path):
     assert re.fullmatch(
         rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(demo\.sh:{line_no}:main\) hello from the demo\n",
         out.stderr)
+
+
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        (["--stage", "abc"], "--stage"),
+        (["--stop-stage", "1.5"], "--stop-stage"),
+        (["--stage="], "--stage"),
+        (["--stage", "2", "--stop-stage", "3x"], "--stop-stage"),
+    ],
+)
+def test_non_integer_stage_fails_before_the_script_runs(tmp_path, args, shown):
+    out = run(tmp_path, *args)
+    assert out.returncode == 1
+    value = args[-1].split("=", 1)[1] if "=" in args[-1] else args[-1]
+    assert f"demo.sh: {shown} must be an integer, got '{value}'" in out.stderr
+    assert out.stdout == ""
+
+
+def test_non_integer_stage_from_a_config_file_fails(tmp_path):
+    (tmp_path / "my.conf").write_text("stop_stage=two\n")
+    out = run(tmp_path, "--config", "my.conf")
+    assert out.returncode == 1
+    assert "demo.sh: --stop-stage must be an integer, got 'two'" in out.stderr
+
+
+def test_negative_stage_is_an_integer(tmp_path):
+    out = run(tmp_path, "--stage", "-1", "--stop-stage", "02")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("stage=-1 stop_stage=02 ")
