@@ -115,6 +115,38 @@ def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
     return scan
 
 
+def _audio_path(split_dir: Path, utt_id: str) -> Path:
+    """Where a LibriSpeech-layout folder keeps an utterance's audio (<spk>/<chapter>/<id>.flac)."""
+    return split_dir / Path(utt_id.replace("-", "/")).parent / f"{utt_id}.flac"
+
+
+def mark_duplicates_across(scans: Iterable[SplitScan]) -> int:
+    """Move utterances whose id a previous folder already has from ``lines`` to ``problems``.
+
+    Folders that are combined into one manifest (Libri-Light's ``1h/*`` and ``9h``) must not
+    share utterance ids; lhotse would stop with a bare ``AssertionError``. The first folder in
+    ``scans`` order keeps the utterance, each later copy becomes a problem naming both files.
+    Returns how many copies were found.
+    """
+    first: dict[str, Path] = {}
+    found = 0
+    for scan in scans:
+        kept = []
+        for line in scan.lines:
+            utt_id = line.split(maxsplit=1)[0]
+            if utt_id in first:
+                found += 1
+                scan.problems.append(
+                    f"{_audio_path(scan.split_dir, utt_id)}: duplicate utterance id {utt_id}, "
+                    f"also at {_audio_path(first[utt_id], utt_id)} (folders combined into one "
+                    "subset must not share ids; remove one copy)")
+                continue
+            first[utt_id] = scan.split_dir
+            kept.append(line)
+        scan.lines = kept
+    return found
+
+
 def check_scans(scans: Iterable[SplitScan], skip_bad: bool) -> int:
     """Raise ``BadCorpusError`` listing the problems, or (``skip_bad``) log and count them."""
     problems = [p for s in scans for p in s.problems]

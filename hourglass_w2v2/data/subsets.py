@@ -22,6 +22,7 @@ from hourglass_w2v2.data.librispeech import (
     hours,
     manifest_paths,
     manifests_from_scans,
+    mark_duplicates_across,
     scan_split,
     write_manifests,
 )
@@ -62,6 +63,7 @@ def prepare_librilight_subsets(finetuning_dir: str | Path, manifest_dir: str | P
         logging.info(f"{prefix} fine-tuning subsets exist, skipping")
         return {}
     scans = {d: scan_split(d, num_jobs) for d in splits["train-10h"]}
+    mark_duplicates_across(scans.values())
     check_scans(scans.values(), skip_bad)
     written = {}
     for subset in todo:

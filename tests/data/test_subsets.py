@@ -1,5 +1,8 @@
 """Stage 2: Libri-Light folder subsets and the scaled, nested, speaker-balanced synth subsets."""
 
+import logging
+import shutil
+
 import pytest
 from lhotse import SupervisionSegment, SupervisionSet, load_manifest
 from lhotse.utils import fastcopy
@@ -76,3 +79,43 @@ def test_librilight_bad_file_fails_before_any_subset_is_written(tmp_path):
     with pytest.raises(BadCorpusError, match=f"{bad}.flac: zero-length audio file"):
         prepare_librilight_subsets(tmp_path / "dl/librispeech_finetuning", tmp_path / "m")
     assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []
+
+
+def _copy_utterance(utt, dest_split):
+    """Copy one utterance (audio and transcript line) into another LibriSpeech-layout folder."""
+    spk, chapter, _ = utt.utt_id.split("-")
+    dest = dest_split / spk / chapter
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(utt.path, dest / utt.path.name)
+    with open(dest / f"{spk}-{chapter}.trans.txt", "a") as f:
+        f.write(f"{utt.utt_id} {utt.text}\n")
+    return dest / utt.path.name
+
+
+def test_librilight_duplicate_ids_across_folders_are_named(tmp_path):
+    expected = write_fake_librispeech(tmp_path / "dl")
+    ft = tmp_path / "dl/librispeech_finetuning"
+    utt = next(iter(expected["train-10min"].values()))
+    first = utt.path.parents[2]  # 1h/0/clean or 1h/0/other
+    copy = _copy_utterance(utt, ft / "9h/clean")
+    with pytest.raises(BadCorpusError) as err:
+        prepare_librilight_subsets(ft, tmp_path / "m")
+    msg = str(err.value)
+    assert f"duplicate utterance id {utt.utt_id}" in msg
+    assert str(copy) in msg and str(first) in msg
+    assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []
+
+
+def test_librilight_duplicate_ids_skipped_keep_the_first(tmp_path, caplog):
+    expected = write_fake_librispeech(tmp_path / "dl")
+    ft = tmp_path / "dl/librispeech_finetuning"
+    utt = next(iter(expected["train-10min"].values()))
+    _copy_utterance(utt, ft / "1h/3/other")
+    _copy_utterance(utt, ft / "9h/other")
+    with caplog.at_level(logging.WARNING):
+        written = prepare_librilight_subsets(ft, tmp_path / "m", skip_bad=True)
+    assert "skipping 2 bad utterance(s) or file(s)" in caplog.text
+    assert {k: n for k, (n, _) in written.items()} == {
+        name: len(expected[name]) for name in ("train-10min", "train-1h", "train-10h")}
+    recs = load_manifest(tmp_path / "m/librispeech_recordings_train-10h.jsonl.gz")
+    assert recs[utt.utt_id].sources[0].source == str(utt.path)
