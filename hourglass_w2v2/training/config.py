@@ -45,24 +45,24 @@ class DataConfig:
     valid_parts: list[str] = field(default_factory=lambda: ["dev-clean"])
     train_cuts: list[str] | None = None  # explicit cut-set paths; override train_parts
     valid_cuts: list[str] | None = None
-    max_duration: float = 20.0  # seconds of audio per micro-batch (per GPU)
-    valid_max_duration: float | None = None  # defaults to max_duration
-    valid_max_cuts: int | None = None  # validate on the first N cuts only (cheap CPU runs)
-    num_buckets: int = 10
+    max_duration: float = checked(20.0, gt=0)  # seconds of audio per micro-batch (per GPU)
+    valid_max_duration: float | None = checked(None, gt=0)  # defaults to max_duration
+    valid_max_cuts: int | None = checked(None, ge=1)  # validate on the first N cuts only
+    num_buckets: int = checked(10, ge=1)
     # bucket boundaries in seconds (num_buckets - 1 values); None estimates them from the first
     # 10k cuts at start-up (lhotse's estimate_duration_buckets), which is slow on huge sets
-    duration_bins: list[float] | None = None
-    buffer_size: int = 20000
+    duration_bins: list[float] | None = checked(None, gt=0)
+    buffer_size: int = checked(20000, ge=1)
     shuffle: bool = True
-    num_workers: int = 1
+    num_workers: int = checked(1, ge=0)
     normalize: bool = False  # zero-mean unit-variance waveform per utterance
-    max_sample_size: int = 250_000  # pretraining crop limit, in samples
-    min_duration: float = 0.0  # cuts shorter than this are dropped (seconds)
-    max_cut_duration: float | None = None  # cuts longer than this are dropped (seconds)
+    max_sample_size: int = checked(250_000, ge=1)  # pretraining crop limit, in samples
+    min_duration: float = checked(0.0, ge=0)  # cuts shorter than this are dropped (seconds)
+    max_cut_duration: float | None = checked(None, gt=0)  # longer cuts are dropped (seconds)
     skip_corrupt: bool = False  # corrupt audio: skip and count instead of failing
     # training cuts are joined by copies played at these speeds (lhotse's perturb_speed, as
     # icefall's speed perturbation: pitch and tempo change together), e.g. [0.9, 1.1]
-    speed_perturb: list[float] | None = None
+    speed_perturb: list[float] | None = checked(None, gt=0)
 
 
 @dataclass
@@ -70,12 +70,16 @@ class OptimConfig:
     """Adam(W) and gradient handling."""
 
     optimizer: str = "adam"  # adam | adamw (decoupled weight decay)
-    lr: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    weight_decay: float = 0.01
-    clip_grad_norm: float = 25.0  # 0 disables clipping (the norm is still logged)
-    layer_lr_decay: float = 1.0  # < 1: lr x decay^(depth below the head), see param_groups
+    lr: float = checked(5e-4, gt=0)
+    betas: tuple[float, float] = checked((0.9, 0.98), ge=0, lt=1)
+    eps: float = checked(1e-6, gt=0)
+    weight_decay: float = checked(0.01, ge=0)
+    # which parameters skip weight decay: "none" (fairseq's adam decays all) | "bias_norm"
+    # (biases, norm gains, 1-D parameters such as mask_emb), see optim.param_groups
+    weight_decay_exempt: str = "bias_norm"
+    clip_grad_norm: float = checked(25.0, ge=0)  # 0 disables clipping (the norm is still logged)
+    # < 1: lr x decay^(depth below the head), see param_groups
+    layer_lr_decay: float = checked(1.0, gt=0, le=1)
 
 
 @dataclass
@@ -83,31 +87,34 @@ class ScheduleConfig:
     """Learning-rate schedule: ``polynomial`` (warmup + decay) or ``tri_stage``."""
 
     name: str = "polynomial"
-    warmup_updates: int = 32000
-    end_lr: float = 0.0  # polynomial: lr reached at trainer.max_updates
-    power: float = 1.0  # polynomial: 1 = linear decay
-    phase_ratio: tuple[float, float, float] = (0.1, 0.4, 0.5)  # tri_stage warmup/hold/decay
-    init_lr_scale: float = 0.01  # tri_stage
-    final_lr_scale: float = 0.05  # tri_stage
+    warmup_updates: int = checked(32000, ge=0)
+    end_lr: float = checked(0.0, ge=0)  # polynomial: lr reached at trainer.max_updates
+    power: float = checked(1.0, gt=0)  # polynomial: 1 = linear decay
+    # tri_stage warmup/hold/decay shares of trainer.max_updates
+    phase_ratio: tuple[float, float, float] = checked((0.1, 0.4, 0.5), ge=0, le=1)
+    init_lr_scale: float = checked(0.01, ge=0)  # tri_stage
+    final_lr_scale: float = checked(0.05, ge=0)  # tri_stage
 
 
 @dataclass
 class TrainerConfig:
     """The loop: length, batch size, precision, logging, checkpoints, faults."""
 
-    max_updates: int = 400_000
-    max_epochs: int = 10_000
-    global_batch_duration: float | None = None  # seconds of audio per update, all GPUs together
-    accum_grad: int = 1  # used only when global_batch_duration is not set
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    max_updates: int = checked(400_000, ge=1)
+    max_epochs: int = checked(10_000, ge=1)
+    # seconds of audio per update, all GPUs together
+    global_batch_duration: float | None = checked(None, gt=0)
+    accum_grad: int = checked(1, ge=1)  # used only when global_batch_duration is not set
+    precision: str = checked("fp32", choices=("fp32", "bf16", "fp16"))
     device: str = "auto"  # auto | cpu | cuda
-    seed: int = 42
-    log_interval: int = 50
-    valid_interval: int = 0  # 0: validate only at the end
-    save_interval: int = 1000
-    keep_last: int = 3
-    keep_every: int = 0  # milestones: also keep every checkpoint whose update is a multiple
-    max_consecutive_nonfinite: int = 10
+    seed: int = checked(42, ge=0)
+    log_interval: int = checked(50, ge=1)
+    valid_interval: int = checked(0, ge=0)  # 0: validate only at the end
+    save_interval: int = checked(1000, ge=1)
+    keep_last: int = checked(3, ge=0)  # 0 keeps every checkpoint
+    # milestones: also keep every checkpoint whose update is a multiple
+    keep_every: int = checked(0, ge=0)
+    max_consecutive_nonfinite: int = checked(10, ge=1)
     compile: bool = False
     activation_checkpointing: bool = False
     find_unused_parameters: bool = False
@@ -120,16 +127,19 @@ class HealthConfig:
 
     enabled: bool = True
     stop_on_failure: bool = False
-    warmup_updates: int = 100  # no verdicts before this many updates
-    window: int = 50  # updates averaged for each verdict
-    collapse_perplexity: float = 2.0  # code perplexity per group below this = collapse
-    degenerate_accuracy: float = 0.99
-    degenerate_loss: float = 0.05
-    stall_tolerance: float = 0.05  # |contrastive loss - log(K+1)| / log(K+1)
-    stall_updates: int = 2000  # stuck this long after warmup -> stall
-    grad_norm_factor: float = 20.0  # grad norm beyond factor x running median
-    dead_feature_penalty: float = 1e-8  # extractor output mean square below this = dead
-    report_every: int = 500  # a lasting failure is logged again after this many updates
+    warmup_updates: int = checked(100, ge=0)  # no verdicts before this many updates
+    window: int = checked(50, ge=1)  # updates averaged for each verdict
+    # code perplexity per group below this = collapse
+    collapse_perplexity: float = checked(2.0, ge=0)
+    degenerate_accuracy: float = checked(0.99, ge=0, le=1)
+    degenerate_loss: float = checked(0.05, ge=0)
+    stall_tolerance: float = checked(0.05, ge=0)  # |contrastive loss - log(K+1)| / log(K+1)
+    stall_updates: int = checked(2000, ge=1)  # stuck this long after warmup -> stall
+    grad_norm_factor: float = checked(20.0, gt=0)  # grad norm beyond factor x running median
+    # extractor output mean square below this = dead
+    dead_feature_penalty: float = checked(1e-8, ge=0)
+    # a lasting failure is logged again after this many updates
+    report_every: int = checked(500, ge=1)
 
 
 @dataclass
@@ -137,21 +147,25 @@ class CtcConfig:
     """Fine-tuning specifics."""
 
     lang_dir: str = "data/lang_char"
-    freeze_encoder_updates: int = 0
+    freeze_encoder_updates: int = checked(0, ge=0)
     freeze_feature_extractor: bool = True
     init: str | None = None  # pretraining ckpt, or fairseq/HF/torchaudio checkpoint to import
     init_from_scratch: bool = False
-    reset_top_layers: int = 0  # re-initialise the last N pretrained encoder layers
-    average_last: int = 0  # --avg N: average the last N checkpoints into averaged.pt
-    only_blank_threshold: float = 0.99  # blank share above this = "only blanks"
-    best_metric: str = "wer"  # wer | cer | ctc_loss: what best.pt minimises on validation
+    # re-initialise the last N pretrained encoder layers
+    reset_top_layers: int = checked(0, ge=0)
+    # --avg N: average the last N checkpoints into averaged.pt
+    average_last: int = checked(0, ge=0)
+    # blank share above this = "only blanks"
+    only_blank_threshold: float = checked(0.99, ge=0, le=1)
+    # what best.pt minimises on validation
+    best_metric: str = checked("wer", choices=("wer", "cer", "ctc_loss"))
 
 
 @dataclass
 class ExperimentConfig:
     """A whole experiment: everything ``config.yaml`` in an experiment dir holds."""
 
-    task: str = "pretrain"
+    task: str = checked("pretrain", choices=("pretrain", "ctc"))
     model: dict[str, Any] = field(default_factory=lambda: {"preset": "tiny-hourglass"})
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -13,22 +13,44 @@ from torch import nn
 
 from hourglass_w2v2.training.config import OptimConfig, ScheduleConfig
 
+#: ``optim.weight_decay_exempt`` settings
+WEIGHT_DECAY_EXEMPT = ("none", "bias_norm")
+
+
+def _decayed(name: str, param: nn.Parameter, exempt: str) -> bool:
+    """Whether ``param`` gets weight decay under the ``exempt`` setting."""
+    if exempt == "none":
+        return True
+    return not (param.ndim < 2 or name.endswith(".bias") or "norm" in name.lower())
+
 
 def param_groups(
-    model: nn.Module, weight_decay: float, lr: float, layer_lr_decay: float = 1.0
+    model: nn.Module,
+    weight_decay: float,
+    lr: float,
+    layer_lr_decay: float = 1.0,
+    exempt: str = "bias_norm",
 ) -> list[dict]:
-    """Split trainable parameters into decayed weights and undecayed norms/biases/embeddings,
-    and, with ``layer_lr_decay`` < 1, by depth.
+    """Split trainable parameters into weight-decay groups and, with ``layer_lr_decay`` < 1,
+    by depth.
 
-    Weight decay on layer-norm gains, biases, and the quantizer codebook / mask embedding
-    (all 1-D or explicitly excluded) pulls them towards zero for no benefit, as in fairseq and
-    nanoGPT; matrices and conv kernels (>= 2-D) are decayed.
+    ``exempt`` says which parameters get no weight decay. ``"none"``: every parameter decays,
+    as fairseq's ``adam`` (one parameter group) does in wav2vec 2.0 pretraining.
+    ``"bias_norm"`` (nanoGPT-like): biases, parameters with "norm" in their name and every
+    1-D parameter (norm gains, ``mask_emb``) are exempt; matrices, conv kernels and other
+    >= 2-D tensors decay, including the quantizer codebook (3-D) and the positional conv's
+    weight-norm gain (3-D).
 
     Layer-wise lr decay (BEiT, data2vec's fine-tuning): a parameter at depth ``d`` of ``D``
     (``model.layer_depth``: 0 for the extractor, ``D`` for the head) trains at
     ``lr * layer_lr_decay ** (D - d)``, so fine-tuning moves the pretrained lower layers less
     than the head. Groups are ordered from the top, so the first group's lr is the peak lr.
     """
+    if exempt not in WEIGHT_DECAY_EXEMPT:
+        raise ValueError(
+            f"optim.weight_decay_exempt: unknown setting {exempt!r}; use one of "
+            f"{', '.join(WEIGHT_DECAY_EXEMPT)}"
+        )
     if not 0.0 < layer_lr_decay <= 1.0:
         raise ValueError(f"optim.layer_lr_decay must be in (0, 1], got {layer_lr_decay}")
     if layer_lr_decay < 1.0 and not hasattr(model, "layer_depth"):
@@ -38,8 +60,7 @@ def param_groups(
         if not p.requires_grad:
             continue
         depth = model.layer_depth(name) if layer_lr_decay < 1.0 else 0
-        decayed = not (p.ndim < 2 or name.endswith(".bias") or "norm" in name.lower())
-        groups.setdefault((depth, decayed), []).append(p)
+        groups.setdefault((depth, _decayed(name, p, exempt)), []).append(p)
     top = max((d for d, _ in groups), default=0)
     return [
         {
@@ -60,7 +81,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     only temporarily (the encoder during the first fine-tuning updates) must stay trainable
     here and be skipped by the task instead.
     """
-    groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay)
+    groups = param_groups(
+        model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, cfg.weight_decay_exempt
+    )
     # The fused CUDA kernels are several times faster than the per-tensor loop.
     fused = all(p.is_cuda for g in groups for p in g["params"]) or None
     kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
