@@ -12,7 +12,7 @@ import logging
 import sys
 
 from hourglass_w2v2.bin.prepare_manifests import LOG_FORMAT
-from hourglass_w2v2.data.cuts import PRETRAIN_MAX_SECONDS, PRETRAIN_MIN_SECONDS, prepare_cut_sets
+from hourglass_w2v2.data.cuts import MAX_SAMPLE_SIZE, MIN_SAMPLE_SIZE, prepare_cut_sets
 from hourglass_w2v2.data.subsets import FINETUNE_SUBSETS
 
 
@@ -24,8 +24,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parts", nargs="+", required=True, help="parts to make cut sets of")
     parser.add_argument("--pretrain-parts", nargs="+", required=True,
                         help="parts combined into the shuffled <prefix>_cuts_pretrain set")
-    parser.add_argument("--pretrain-min-duration", type=float, default=PRETRAIN_MIN_SECONDS)
-    parser.add_argument("--pretrain-max-duration", type=float, default=PRETRAIN_MAX_SECONDS)
+    parser.add_argument("--min-sample-size", type=int, default=MIN_SAMPLE_SIZE,
+                        help="pretrain: skip cuts shorter than this many 16 kHz samples")
+    parser.add_argument("--max-sample-size", type=int, default=MAX_SAMPLE_SIZE,
+                        help="pretrain: count the cuts longer than this (training crops them to "
+                        "it; match the config's data.max_sample_size)")
     parser.add_argument("--finetune-min-duration", type=float, default=0.5,
                         help="bound for the train-10min/1h/10h subsets")
     parser.add_argument("--finetune-max-duration", type=float, default=30.0)
@@ -39,7 +42,7 @@ def main() -> None:
     try:
         prepare_cut_sets(
             args.manifest_dir, args.prefix, args.parts, args.pretrain_parts,
-            pretrain_duration=(args.pretrain_min_duration, args.pretrain_max_duration),
+            min_sample_size=args.min_sample_size, max_sample_size=args.max_sample_size,
             finetune_parts=FINETUNE_SUBSETS,
             finetune_duration=(args.finetune_min_duration, args.finetune_max_duration),
             seed=args.seed)
