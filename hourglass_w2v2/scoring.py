@@ -9,14 +9,21 @@ Alignments are kaldialign's. The files are the ones icefall's ``store_transcript
 - ``wer-summary-<test>.txt``: ``settings<TAB>WER`` then ``<key><TAB><WER>``, best first.
 
 CER is computed on the same pairs with words joined and split into characters (spaces dropped),
-as icefall's ``compute_CER``. Every file is written to a temporary name and renamed, so an
-interrupted decode never leaves a half-written result that the results table would read.
+as icefall's ``compute_CER``. A summary may end with ``# <name>: <value>`` lines recording where
+its numbers come from (checkpoint, update, test set, utterances left out); readers skip them.
+
+The files of one test set and method are written as a group (:func:`write_group`): all into a
+temporary folder, the old summaries removed, the others renamed into place, the summaries last.
+A summary therefore always describes the ``recogs-``/``errs-`` files next to it, and an
+interrupted write leaves the set without a summary (undecoded) rather than mixed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,18 +190,21 @@ def error_stats(results: Sequence[Result], test_set: str = "") -> tuple[ErrorSta
     return stats, "\n".join(lines) + "\n"
 
 
-def write_results(
-    out_dir: str | Path, test_set: str, key: str, results: Sequence[Result]
-) -> tuple[ErrorStats, ErrorStats]:
-    """Write the ``recogs-``, ``errs-`` and ``errs-cer-`` files of one key; return WER, CER."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def score_results(
+    test_set: str, key: str, results: Sequence[Result]
+) -> tuple[ErrorStats, ErrorStats, dict[str, str]]:
+    """Score one key: WER, CER and the text of its ``recogs-``, ``errs-``, ``errs-cer-`` files.
+
+    The files are returned as ``{file name: text}`` for :func:`write_group`; nothing is written.
+    """
     check_references(results, test_set)
     wer, wer_text = error_stats(results, test_set)
     cer, cer_text = error_stats(to_chars(results), test_set)
-    write_atomic(out_dir / f"recogs-{test_set}-{key}.txt", format_recogs(results))
-    write_atomic(out_dir / f"errs-{test_set}-{key}.txt", wer_text)
-    write_atomic(out_dir / f"errs-cer-{test_set}-{key}.txt", cer_text.replace("%WER", "%CER", 1))
+    files = {
+        f"recogs-{test_set}-{key}.txt": format_recogs(results),
+        f"errs-{test_set}-{key}.txt": wer_text,
+        f"errs-cer-{test_set}-{key}.txt": cer_text.replace("%WER", "%CER", 1),
+    }
     logging.info(
         "[%s-%s] %%WER %.2f%% [%d / %d, %d ins, %d del, %d sub]  %%CER %.2f%%",
         test_set,
@@ -207,38 +217,129 @@ def write_results(
         wer.subs,
         cer.error_rate,
     )
+    return wer, cer, files
+
+
+def write_results(
+    out_dir: str | Path, test_set: str, key: str, results: Sequence[Result]
+) -> tuple[ErrorStats, ErrorStats]:
+    """Write the ``recogs-``, ``errs-`` and ``errs-cer-`` files of one key; return WER, CER."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wer, cer, files = score_results(test_set, key, results)
+    for name, text in files.items():
+        write_atomic(out_dir / name, text)
     return wer, cer
 
 
-def format_summary(rates: dict[str, float], metric: str = "WER") -> str:
-    """``settings<TAB>WER`` followed by one ``key<TAB>rate`` line per setting, best first."""
+def write_group(
+    out_dir: str | Path, files: dict[str, str], markers: Sequence[str], stale: Sequence[str] = ()
+) -> None:
+    """Write ``files`` into ``out_dir`` so that readers see all of them or none.
+
+    ``markers`` (names among ``files``, e.g. the summaries) say the group is complete: the old
+    ones are removed before anything is replaced and the new ones renamed in last, in the given
+    order. ``stale`` names files of the previous group that the new one does not replace (an
+    LM scale no longer swept); they are removed with the old markers.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".partial-{markers[-1]}"
+    if tmp.exists():  # left by a run killed while writing; its files were never in place
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        for name in [*markers, *(n for n in stale if n not in files)]:
+            (out_dir / name).unlink(missing_ok=True)
+        for name in [*(n for n in files if n not in markers), *markers]:
+            os.replace(tmp / name, out_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def format_summary(
+    rates: dict[str, float], metric: str = "WER", record: dict[str, object] | None = None
+) -> str:
+    """``settings<TAB>WER`` followed by one ``key<TAB>rate`` line per setting, best first.
+
+    ``record`` items follow as ``# <name>: <value>`` lines (which checkpoint, which test set).
+    """
     lines = [f"settings\t{metric}"]
     lines += [f"{key}\t{rate:.2f}" for key, rate in sorted(rates.items(), key=lambda kv: kv[1])]
+    lines += [f"# {name}: {value}" for name, value in (record or {}).items()]
     return "\n".join(lines) + "\n"
 
 
 def write_summaries(
-    out_dir: str | Path, test_set: str, wers: dict[str, float], cers: dict[str, float]
+    out_dir: str | Path,
+    test_set: str,
+    wers: dict[str, float],
+    cers: dict[str, float],
+    record: dict[str, object] | None = None,
 ) -> None:
     """Write ``wer-summary-<test>.txt`` and ``cer-summary-<test>.txt``."""
-    write_atomic(Path(out_dir) / f"wer-summary-{test_set}.txt", format_summary(wers, "WER"))
-    write_atomic(Path(out_dir) / f"cer-summary-{test_set}.txt", format_summary(cers, "CER"))
+    write_atomic(
+        Path(out_dir) / f"cer-summary-{test_set}.txt", format_summary(cers, "CER", record)
+    )
+    write_atomic(
+        Path(out_dir) / f"wer-summary-{test_set}.txt", format_summary(wers, "WER", record)
+    )
 
 
-def read_summary(path: str | Path) -> dict[str, float]:
-    """Parse a ``wer-summary-`` / ``cer-summary-`` file back into ``{key: rate}`` (file order)."""
+def _summary_lines(path: str | Path) -> tuple[str, list[tuple[int, str]]]:
+    """The metric named in a summary's header and its other non-empty ``(line number, line)``."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     if not lines or not lines[0].startswith("settings\t"):
         raise ValueError(f"{path}: not a summary file (first line must be 'settings<TAB>WER')")
+    metric = lines[0].split("\t", 1)[1].strip() or "rate"
+    return metric, [(n, line) for n, line in enumerate(lines[1:], 2) if line.strip()]
+
+
+def read_summary(path: str | Path) -> dict[str, float]:
+    """Parse a ``wer-summary-`` / ``cer-summary-`` file back into ``{key: rate}`` (file order).
+
+    Every rate must be a finite number >= 0 and every key appear once; anything else is a
+    ``ValueError`` naming the file and line, since a results table must not show it.
+    ``# name: value`` record lines are skipped (see :func:`read_summary_record`).
+    """
+    metric, lines = _summary_lines(path)
     rates: dict[str, float] = {}
-    for lineno, line in enumerate(lines[1:], 2):
-        if not line.strip():
+    for lineno, line in lines:
+        if line.startswith("#"):
             continue
         parts = line.split("\t")
         try:
-            rates[parts[0]] = float(parts[1])
+            rate = float(parts[1])
         except (IndexError, ValueError):
             raise ValueError(
                 f"{path}:{lineno}: expected '<key><TAB><rate>', got {line!r}"
             ) from None
+        if not math.isfinite(rate):
+            raise ValueError(
+                f"{path}:{lineno}: {metric} {parts[1].strip()!r} is not a rate "
+                "(expected a number >= 0); decode this test set again"
+            )
+        if rate < 0:
+            raise ValueError(
+                f"{path}:{lineno}: {metric} {parts[1].strip()!r} is negative; an error rate is "
+                ">= 0, so the file was not written by the decoder: decode this test set again"
+            )
+        if parts[0] in rates:
+            raise ValueError(f"{path}:{lineno}: key {parts[0]!r} appears twice")
+        rates[parts[0]] = rate
+    if not rates:
+        raise ValueError(f"{path}: no '<key><TAB><rate>' line after the header")
     return rates
+
+
+def read_summary_record(path: str | Path) -> dict[str, str]:
+    """The ``# <name>: <value>`` lines of a summary as ``{name: value}`` (empty for old files)."""
+    _, lines = _summary_lines(path)
+    record = {}
+    for _, line in lines:
+        if line.startswith("#") and ":" in line:
+            name, value = line[1:].split(":", 1)
+            record[name.strip()] = value.strip()
+    return record

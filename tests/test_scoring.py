@@ -96,3 +96,33 @@ def test_bad_summary_is_named(tmp_path):
     (tmp_path / "wer-summary-x.txt").write_text("settings\tWER\ngreedy\tnot-a-number\n")
     with pytest.raises(ValueError, match="wer-summary-x.txt:2"):
         read_summary(tmp_path / "wer-summary-x.txt")
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("greedy\tnan\n", r"wer-summary-x.txt:2: .*'nan' is not a rate"),
+        ("greedy\t-3.5\n", r"wer-summary-x.txt:2: .*'-3.5' is negative"),
+        ("greedy\tinf\n", r"wer-summary-x.txt:2: .*'inf' is not a rate"),
+        ("greedy\t12.00\ngreedy\t13.00\n", r"wer-summary-x.txt:3: key 'greedy' appears twice"),
+        ("", r"wer-summary-x.txt: no '<key><TAB><rate>' line"),
+    ],
+)
+def test_summary_values_are_checked(tmp_path, body, problem):
+    (tmp_path / "wer-summary-x.txt").write_text("settings\tWER\n" + body)
+    with pytest.raises(ValueError, match=problem):
+        read_summary(tmp_path / "wer-summary-x.txt")
+
+
+def test_summary_record_lines(tmp_path):
+    """``# name: value`` lines after the rates record where the numbers come from."""
+    from hourglass_w2v2.scoring import format_summary, read_summary_record
+
+    text = format_summary({"b": 2.0, "a": 1.0}, "WER", {"checkpoint": "x/ckpt-10.pt", "update": 10})
+    assert text == "settings\tWER\na\t1.00\nb\t2.00\n# checkpoint: x/ckpt-10.pt\n# update: 10\n"
+    (tmp_path / "wer-summary-t.txt").write_text(text)
+    assert read_summary(tmp_path / "wer-summary-t.txt") == {"a": 1.0, "b": 2.0}
+    assert read_summary_record(tmp_path / "wer-summary-t.txt") == {
+        "checkpoint": "x/ckpt-10.pt",
+        "update": "10",
+    }
