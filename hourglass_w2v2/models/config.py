@@ -130,6 +130,10 @@ class ModelConfig:
     mask_prob: float = 0.65
     mask_length: int = 10
     min_masks: int = 2
+    # the same number of masked frames (and channels) in every row, cut to the row with the
+    # fewest, as fairseq's default; pretraining needs it (masked frames reshape to (B, M, C))
+    require_same_masks: bool = True
+    mask_dropout: float = 0.0  # share of each row's masked frames unmasked again (fairseq's)
     mask_channel_prob: float = 0.0
     mask_channel_length: int = 10
     # quantizer and contrastive head
@@ -168,6 +172,8 @@ class ModelConfig:
             )
         if self.encoder_embed_dim % self.conv_pos_groups:
             raise ValueError("encoder_embed_dim must be divisible by conv_pos_groups")
+        if not 0.0 <= self.mask_dropout < 1.0:
+            raise ValueError(f"mask_dropout must be in [0, 1), got {self.mask_dropout}")
         if len(self.latent_temp) != 3:
             raise ValueError(f"latent_temp must be (start, end, decay), got {self.latent_temp}")
         if self.quantizer_dim % self.latent_groups:

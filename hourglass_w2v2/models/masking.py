@@ -3,8 +3,10 @@
 ``compute_span_mask`` follows fairseq's ``compute_mask_indices`` ("static" lengths): per
 utterance ``floor(p * length / span + U(0,1))`` (at least ``min_masks``) distinct span starts
 drawn uniformly from ``[0, length - span)``, spans cropped at the utterance end, padding never
-masked. With ``same_count`` every row is then cut down to the smallest row's masked count by
-unmasking random frames, so masked frames reshape to ``(B, M, C)``.
+masked. With ``same_count`` (fairseq's ``require_same_masks``) every row is then cut down to the
+smallest row's masked count by unmasking random frames, so masked frames reshape to
+``(B, M, C)``. ``mask_dropout`` then unmasks ``round(share * count)`` random masked frames of
+each row (fairseq's ``mask_dropout``; rows with the same count keep the same count).
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ def compute_span_mask(
     same_count: bool = True,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
+    mask_dropout: float = 0.0,
 ) -> Tensor:
     """Return a (B, T) bool mask, True = masked; see the module docstring for the sampling."""
+    if not 0.0 <= mask_dropout < 1.0:
+        raise ValueError(f"mask_dropout must be in [0, 1), got {mask_dropout}")
     batch, length = shape
     if padding_mask is not None:
         device = padding_mask.device
@@ -67,6 +72,13 @@ def compute_span_mask(
         scores = rand(batch, length).masked_fill(~mask, -1.0)
         kept = scores.topk(target, dim=1).indices
         mask = torch.zeros_like(mask).scatter_(1, kept, True)
+    if mask_dropout > 0:
+        # round half to even, as fairseq's np.rint
+        holes = torch.round(mask.sum(1) * mask_dropout).long()
+        # rank each row's masked frames in a random order; the first `holes` ranks unmask
+        scores = rand(batch, length).masked_fill(~mask, 2.0)
+        ranks = scores.argsort(1).argsort(1)
+        mask = mask & (ranks >= holes[:, None])
     return mask
 
 
@@ -78,15 +90,20 @@ def compute_channel_mask(
     mask_length: int,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
+    same_count: bool = True,
 ) -> Tensor:
-    """(B, C) bool mask of channel spans (fine-tuning's SpecAugment-like channel masking)."""
+    """(B, C) bool mask of channel spans (fine-tuning's SpecAugment-like channel masking).
+
+    ``same_count`` as for time masks; fairseq's channel masks always have it (the default of
+    its ``compute_mask_indices``).
+    """
     return compute_span_mask(
         (batch, channels),
         mask_prob,
         mask_length,
         None,
         min_masks=0,
-        same_count=False,
+        same_count=same_count,
         device=device,
         generator=generator,
     )

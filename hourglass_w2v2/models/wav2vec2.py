@@ -220,11 +220,17 @@ class Wav2Vec2Backbone(nn.Module):
             cfg.min_masks,
             same_count,
             device=x.device,
+            mask_dropout=cfg.mask_dropout,
         )
         x = torch.where(time_mask.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
         if self.training and cfg.mask_channel_prob > 0:
             channel_mask = compute_channel_mask(
-                batch, dim, cfg.mask_channel_prob, cfg.mask_channel_length, device=x.device
+                batch,
+                dim,
+                cfg.mask_channel_prob,
+                cfg.mask_channel_length,
+                device=x.device,
+                same_count=cfg.require_same_masks,
             )
             x = x.masked_fill(channel_mask.unsqueeze(1), 0.0)
         return x, time_mask
@@ -252,6 +258,11 @@ class Wav2Vec2Pretrain(Wav2Vec2Backbone):
     """Contrastive pretraining: masked encoder output vs quantized targets and distractors."""
 
     def __init__(self, cfg: ModelConfig):
+        if not cfg.require_same_masks:
+            raise ValueError(
+                "model.require_same_masks: false cannot pretrain: the contrastive loss needs the "
+                "same number of masked frames in every utterance; set it to true"
+            )
         super().__init__(cfg)
         self.dropout_features = nn.Dropout(cfg.dropout_features)
         self.quantizer = GumbelVectorQuantizer(
@@ -386,7 +397,7 @@ class Wav2Vec2Ctc(Wav2Vec2Backbone):
             feats, frame_mask = self.extract_features(waveforms, padding_mask)
             x = self.dropout_input(self.feature_proj(self.feature_norm(feats)))
             if self.training:
-                x, _ = self._mask(x, frame_mask, same_count=False)
+                x, _ = self._mask(x, frame_mask, same_count=self.cfg.require_same_masks)
             x = self.encoder(x, frame_mask)
         if frame_mask is None:
             frame_mask = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
