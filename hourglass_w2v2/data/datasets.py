@@ -123,9 +123,13 @@ class PretrainDataset(torch.utils.data.Dataset):
     """Unlabelled audio for contrastive pretraining.
 
     Every utterance of a batch is cropped to the batch's shortest one (capped at
-    ``max_sample_size`` samples) at a random offset, so the batch needs no padding. The offset
-    comes from an RNG seeded by ``seed`` and the batch's cut ids, which makes batches
-    reproducible across DataLoader workers and after resuming.
+    ``max_sample_size`` samples) at a random offset, so the batch needs no padding, as fairseq's
+    ``RawAudioDataset`` does. The offsets come from an RNG seeded by ``seed``, the epoch
+    (``set_epoch``, before the DataLoader starts its workers) and the batch's cut ids: a long
+    cut is cropped at a new place every epoch, and batches are the same in every DataLoader
+    worker and after resuming. The sampler's ``max_duration`` counts a cut's full duration, not
+    its cropped one (fairseq batches by the cropped size), so batches holding cuts longer than
+    ``max_sample_size`` carry less audio than ``max_duration``.
 
     Returns ``{"waveforms": (B, S) float32, "padding_mask": None, "cut_ids": list[str],
     "num_samples": int (before cropping), "num_skipped": int}``.
@@ -142,6 +146,13 @@ class PretrainDataset(torch.utils.data.Dataset):
         self.normalize = normalize
         self.skip_corrupt = skip_corrupt
         self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's crop offsets (call it before iterating a new DataLoader)."""
+        if epoch < 0:
+            raise ValueError(f"PretrainDataset.set_epoch: epoch must be >= 0, got {epoch}")
+        self.epoch = epoch
 
     def __getitem__(self, cuts: CutSet) -> dict:
         ids, audios = [], []
@@ -156,7 +167,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         if self.normalize:
             audios = [_normalize(a) for a in audios]
         size = min(min(a.numel() for a in audios), self.max_sample_size)
-        rng = random.Random(f"{self.seed}:{'|'.join(ids)}")
+        rng = random.Random(f"{self.seed}:{self.epoch}:{'|'.join(ids)}")
         crops = []
         for a in audios:
             start = rng.randint(0, a.numel() - size)

@@ -361,6 +361,8 @@ class Trainer:
         """This rank's micro-batches, ``accum_grad`` per update, for the rest of the epoch."""
         d = self.cfg.data
         self.batches.set_epoch(self.epoch, skip_steps=self.step_in_epoch)
+        if hasattr(self.dataset, "set_epoch"):  # pretraining: new crop offsets every epoch
+            self.dataset.set_epoch(self.epoch)
         loader = torch.utils.data.DataLoader(
             self.dataset,
             sampler=self.batches,

@@ -250,9 +250,12 @@ def test_contrastive_task_is_learned(corpus, tmp_path, helpers, monkeypatch):
     (the same batch every update) with the same masks and negatives every update, the loss
     leaves chance log(K+1) and accuracy goes far above chance within 16 updates (fairseq's
     codebook init; the next test draws fresh masks)."""
+    from hourglass_w2v2.data.datasets import PretrainDataset
     from hourglass_w2v2.training import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "_shard_seed", lambda *args: 1)
+    # and the same crops: the longer utterance's offset is otherwise drawn anew each epoch
+    monkeypatch.setattr(PretrainDataset, "set_epoch", lambda self, epoch: None)
     m, chance, _ = _train_on_two_utterances(corpus, tmp_path, helpers, 16)
     assert abs(m[1]["contrastive_loss"] - chance) < 0.3
     last = [m[u] for u in (14, 15, 16)]
@@ -260,11 +263,15 @@ def test_contrastive_task_is_learned(corpus, tmp_path, helpers, monkeypatch):
     assert min(r["accuracy"] for r in last) > 0.5  # chance is at most 1 / (1 + 1) here
 
 
-def test_contrastive_task_is_learned_with_fresh_masks(corpus, tmp_path, helpers):
+def test_contrastive_task_is_learned_with_fresh_masks(corpus, tmp_path, helpers, monkeypatch):
     """The same 2 utterances every update, but fresh masks, negatives and Gumbel noise each
     time (the trainer's per-update seeds): the context network has to predict masked codes it
     has not seen masked in that pattern before, from their surroundings. Within 120 updates the
     loss leaves chance and accuracy on the last updates is many times chance."""
+    from hourglass_w2v2.data.datasets import PretrainDataset
+
+    # the same crops of the 2 utterances every update (offsets otherwise change each epoch)
+    monkeypatch.setattr(PretrainDataset, "set_epoch", lambda self, epoch: None)
     updates = 120
     m, chance_loss, chance_acc = _train_on_two_utterances(
         corpus, tmp_path, helpers, updates, codebook_init="centered"
