@@ -200,7 +200,7 @@ def config_from_fairseq(
         num_negatives=int(m.get("num_negatives", 100)),
         logit_temp=float(m.get("logit_temp", 0.1)),
     )
-    for name in ("hourglass", "shorten", "upsample"):  # written by our to_fairseq only
+    for name in ("hourglass", "shorten", "upsample", "shorten_pools_padding"):  # our to_fairseq
         if m.get(name) is not None:
             kwargs[name] = m[name]
     weights = (criterion_cfg or {}).get("loss_weights")
@@ -230,9 +230,16 @@ def from_fairseq(checkpoint: dict[str, Any] | str | Path) -> Wav2Vec2Pretrain | 
 
     Accepts the checkpoint dict or its path, with the config under ``cfg`` (hydra era) or
     ``args`` (argparse era). A fine-tuned ``wav2vec_ctc`` checkpoint (``w2v_encoder.*`` keys)
-    gives a :class:`Wav2Vec2Ctc`; a pretraining checkpoint a :class:`Wav2Vec2Pretrain`.
+    gives a :class:`Wav2Vec2Ctc`; a pretraining checkpoint a :class:`Wav2Vec2Pretrain`. An
+    NVIDIA checkpoint (``args`` holding ``mode``) goes to
+    :func:`hourglass_w2v2.convert.nvidia.from_nvidia`.
     """
     ckpt = _load_checkpoint(checkpoint)
+    # imported here: the NVIDIA converter builds on this module
+    from hourglass_w2v2.convert.nvidia import from_nvidia, is_nvidia_checkpoint
+
+    if is_nvidia_checkpoint(ckpt):
+        return from_nvidia(ckpt)
     if ckpt.get("cfg") is not None:
         cfg = _as_dict(ckpt["cfg"])
         model_cfg, criterion_cfg = _as_dict(cfg.get("model")), _as_dict(cfg.get("criterion"))
@@ -339,7 +346,12 @@ def fairseq_model_config(cfg: ModelConfig) -> dict[str, Any]:
         "target_glu": False,
     }
     if cfg.hourglass is not None:  # not fairseq: kept so our own converter round-trips
-        out.update(hourglass=cfg.to_dict()["hourglass"], shorten=cfg.shorten, upsample=cfg.upsample)
+        out.update(
+            hourglass=cfg.to_dict()["hourglass"],
+            shorten=cfg.shorten,
+            upsample=cfg.upsample,
+            shorten_pools_padding=cfg.shorten_pools_padding,
+        )
     return out
 
 

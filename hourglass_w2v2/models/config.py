@@ -118,6 +118,8 @@ class ModelConfig:
     hourglass: Any = None
     shorten: str = "avg"  # "avg" (NVIDIA's "naive" mean pooling) | "linear"
     upsample: str = "repeat"  # "repeat" | "linear"
+    # True: shorten padding frames as they are and average over all k frames, as NVIDIA's code
+    shorten_pools_padding: bool = False
     # regularisation
     dropout: float = 0.1
     attention_dropout: float = 0.1

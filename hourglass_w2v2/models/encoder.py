@@ -193,6 +193,7 @@ class TransformerEncoder(nn.Module):
         hourglass: tuple | None = None,
         shorten: str = "avg",
         upsample: str = "repeat",
+        shorten_pools_padding: bool = False,
     ):
         super().__init__()
         self.layer_norm_first, self.layerdrop = layer_norm_first, layerdrop
@@ -219,7 +220,7 @@ class TransformerEncoder(nn.Module):
         while level is not None:
             n_pre, (inner, factor), n_post = level
             if factor > 1:
-                self.shorteners.append(Shorten(dim, factor, shorten))
+                self.shorteners.append(Shorten(dim, factor, shorten, shorten_pools_padding))
                 self.upsamplers.append(Upsample(dim, factor, upsample))
                 end = start + hourglass_num_layers(level)
                 self.resampler_next_layer.append((start + n_pre, end - n_post))

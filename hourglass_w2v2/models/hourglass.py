@@ -34,13 +34,18 @@ def shorten_padding_mask(padding_mask: Tensor, factor: int) -> Tensor:
 
 
 class Shorten(nn.Module):
-    """(B, T, C) -> (B, ceil(T/k), C) by mean pooling (``avg``) or concat + Linear (``linear``)."""
+    """(B, T, C) -> (B, ceil(T/k), C) by mean pooling (``avg``) or concat + Linear (``linear``).
 
-    def __init__(self, dim: int, factor: int, mode: str = "avg"):
+    With ``pool_padding`` (NVIDIA DeepLearningExamples' shortening) padding frames enter the
+    pooling as they are and ``avg`` divides by k, counting the zeros that pad T to a multiple
+    of k; by default padding frames are zeroed and left out of the mean.
+    """
+
+    def __init__(self, dim: int, factor: int, mode: str = "avg", pool_padding: bool = False):
         super().__init__()
         if mode not in ("avg", "linear"):
             raise ValueError(f"unknown shortening {mode!r}")
-        self.factor, self.mode = factor, mode
+        self.factor, self.mode, self.pool_padding = factor, mode, pool_padding
         self.proj = nn.Linear(dim * factor, dim) if mode == "linear" else None
 
     def forward(self, x: Tensor, padding_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -49,6 +54,8 @@ class Shorten(nn.Module):
         had_mask = padding_mask is not None
         x, mask = pad_to_multiple(x, padding_mask, self.factor)
         valid = (~mask).unsqueeze(-1).to(x.dtype)
+        if self.pool_padding:
+            valid = torch.ones_like(valid)  # pad_to_multiple's frames are zeros already
         x = x * valid
         if self.mode == "avg":
             counts = valid.view(batch, -1, self.factor, 1).sum(2).clamp(min=1.0)

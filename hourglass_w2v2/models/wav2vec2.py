@@ -134,6 +134,7 @@ class Wav2Vec2Backbone(nn.Module):
             hourglass=cfg.hourglass,
             shorten=cfg.shorten,
             upsample=cfg.upsample,
+            shorten_pools_padding=cfg.shorten_pools_padding,
         )
         self.encoder.layers.apply(init_bert_params)
         for conv in (b.conv for b in self.feature_extractor.conv_layers):
