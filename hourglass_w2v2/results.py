@@ -5,7 +5,13 @@ Reads, for every experiment directory, ``decode/<method>/wer-summary-<test>.txt`
 ``train_info.json``, and builds one table: a row per experiment x method x key, a WER and a CER
 column per test set, then parameters, pretraining updates, fine-tuning updates and hours, and
 the decoding real-time factor (audio-weighted over the test sets). Only complete files are read:
-the decoder writes them atomically, and temporary files start with a dot.
+the decoder writes a test set's files as a group with the summaries last, and temporary files
+start with a dot.
+
+The fine-tuning updates of a row are those of the checkpoint its summaries record (``# update:``
+lines), not the experiment's latest; test sets decoded with different checkpoints go on
+separate rows. A file that cannot be read (truncated JSON, a summary with a NaN or negative
+rate) is named in ``problems`` and its numbers are left out, never guessed.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hourglass_w2v2.scoring import read_summary
+from hourglass_w2v2.scoring import read_summary, read_summary_record
 
 KNOWN_TEST_ORDER = ("dev-clean", "dev-other", "test-clean", "test-other")
 _SUMMARY_RE = re.compile(r"^(wer|cer)-summary-(.+)\.txt$")
@@ -40,14 +46,47 @@ class Row:
     updates: int | None = None
     train_hours: float | None = None
     rtf: float | None = None
+    checkpoint: str | None = None
 
 
-def pretrain_updates(init: str | None, exp_dir: Path) -> int | str | None:
+def read_json(path: Path, problems: list[str], what: str) -> dict | None:
+    """A JSON object file, or None with ``"<file>: <what is wrong>"`` added to ``problems``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        problems.append(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; truncated?); "
+            f"{what} left out"
+        )
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(f"{path}: cannot be read ({e}); {what} left out")
+        return None
+    if not isinstance(data, dict):
+        problems.append(
+            f"{path}: expected a JSON object, got {type(data).__name__}; {what} left out"
+        )
+        return None
+    return data
+
+
+def _update(record: dict[str, str]) -> int | None:
+    """The checkpoint update a summary records, if it records one."""
+    try:
+        return int(record["update"])
+    except (KeyError, ValueError):
+        return None
+
+
+def pretrain_updates(
+    init: str | None, exp_dir: Path, problems: list[str] | None = None
+) -> int | str | None:
     """Pretraining updates behind a fine-tuning run, from its ``init`` in ``train_info.json``.
 
     ``scratch`` -> 0; ``.../ckpt-<N>.pt`` -> N; another checkpoint of one of our experiment dirs
     (``best.pt``, ``averaged.pt``) -> that dir's ``train_info.json`` updates; anything else
-    (an imported fairseq/HF model) -> its file name.
+    (an imported fairseq/HF model) -> its file name. An unreadable ``train_info.json`` gives
+    None and a line in ``problems``.
     """
     if init is None:
         return None
@@ -60,53 +99,100 @@ def pretrain_updates(init: str | None, exp_dir: Path) -> int | str | None:
     for base in (Path.cwd(), exp_dir.parent.parent):
         info = (base / path).parent.parent / "train_info.json"
         if info.is_file():
-            return json.loads(info.read_text()).get("updates")
+            data = read_json(info, [] if problems is None else problems, "pretraining updates")
+            return None if data is None else data.get("updates")
     return path.name
 
 
-def read_experiment(exp_dir: str | Path) -> list[Row]:
-    """All rows of one experiment directory (empty when it has no decode summaries)."""
+def _method_rtf(method_dir: Path, problems: list[str]) -> float | None:
+    """Audio-weighted RTF of a method over its ``rtf-*.json``; None if any is unreadable."""
+    audio, seconds = 0.0, 0.0
+    for rtf_file in sorted(method_dir.glob("rtf-*.json")):
+        r = read_json(rtf_file, problems, f"decode RTF of {method_dir.name}")
+        if r is None:
+            return None
+        try:
+            audio += float(r["audio_seconds"])
+            seconds += float(r["rtf"]) * float(r["audio_seconds"])
+        except (KeyError, TypeError, ValueError) as e:
+            problems.append(
+                f"{rtf_file}: no numeric 'audio_seconds' and 'rtf' ({type(e).__name__}: {e}); "
+                f"decode RTF of {method_dir.name} left out"
+            )
+            return None
+    return seconds / audio if audio else None
+
+
+def read_experiment(exp_dir: str | Path, problems: list[str] | None = None) -> list[Row]:
+    """All rows of one experiment directory (empty when it has no decode summaries).
+
+    A file that cannot be read is left out and described in ``problems``
+    (``"<file>[:line]: <what is wrong>"``), with a logged warning.
+    """
     exp_dir = Path(exp_dir)
-    info_path = exp_dir / "train_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    rows: dict[tuple[str, str], Row] = {}
     decode_dir = exp_dir / "decode"
     if not decode_dir.is_dir():
         return []
+    found: list[str] = []
+    info_path = exp_dir / "train_info.json"
+    info = (read_json(info_path, found, "its training fields") if info_path.is_file() else {}) or {}
+    rows: dict[tuple[str, str, str | None], Row] = {}
     for method_dir in sorted(p for p in decode_dir.iterdir() if p.is_dir()):
-        audio, seconds = 0.0, 0.0
-        for rtf_file in sorted(method_dir.glob("rtf-*.json")):
-            r = json.loads(rtf_file.read_text())
-            audio += r["audio_seconds"]
-            seconds += r["rtf"] * r["audio_seconds"]
+        rtf = _method_rtf(method_dir, found)
+        checkpoints = set()
         for summary in sorted(method_dir.iterdir()):
             m = _SUMMARY_RE.match(summary.name)
             if not m:
                 continue
             metric, test_set = m.groups()
-            for key, rate in read_summary(summary).items():
+            try:
+                rates, record = read_summary(summary), read_summary_record(summary)
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                found.append(f"{e}; left out" if str(summary) in str(e) else f"{summary}: {e}")
+                continue
+            checkpoint = record.get("checkpoint")
+            checkpoints.add(checkpoint)
+            update = _update(record)
+            for key, rate in rates.items():
                 row = rows.setdefault(
-                    (method_dir.name, key),
+                    (method_dir.name, key, checkpoint),
                     Row(
                         experiment=exp_dir.name,
                         method=method_dir.name,
                         key=key,
                         num_params=info.get("num_params"),
-                        pretrain_updates=pretrain_updates(info.get("init"), exp_dir),
-                        updates=info.get("updates"),
+                        pretrain_updates=pretrain_updates(info.get("init"), exp_dir, found),
+                        updates=update if update is not None else info.get("updates"),
                         train_hours=info.get("train_hours"),
-                        rtf=seconds / audio if audio else None,
+                        rtf=rtf,
+                        checkpoint=checkpoint,
                     ),
                 )
                 getattr(row, metric)[test_set] = rate
+        if len(checkpoints) > 1:
+            logging.warning(
+                "%s: test sets were decoded with different checkpoints (%s); they are shown on "
+                "separate rows",
+                method_dir,
+                ", ".join(sorted(str(c) for c in checkpoints)),
+            )
+    for problem in dict.fromkeys(found):
+        logging.warning("left out of the table: %s", problem)
+    if problems is not None:
+        problems += list(dict.fromkeys(found))
     return list(rows.values())
 
 
-def collect(exp_dirs: list[str | Path]) -> tuple[list[Row], list[str]]:
-    """Rows of every experiment dir and the test sets they cover (recipe order first)."""
+def collect(
+    exp_dirs: list[str | Path], problems: list[str] | None = None
+) -> tuple[list[Row], list[str]]:
+    """Rows of every experiment dir and the test sets they cover (recipe order first).
+
+    Files that cannot be read are described in ``problems`` (see :func:`read_experiment`).
+    """
     rows: list[Row] = []
     for d in exp_dirs:
-        found = read_experiment(d)
+        found = read_experiment(d, problems)
         if not found:
             logging.info("%s: no decode results, skipped", d)
         rows += found

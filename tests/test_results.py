@@ -126,3 +126,28 @@ def test_baseline_comparison(exps, tmp_path, capsys):
     ]
     with pytest.raises(SystemExit, match="baseline 'nope'"):
         results_cli.main([str(pre), str(scratch), "--baseline", "nope"])
+
+
+def test_bad_files_are_named_and_left_out(exps, tmp_path, capsys, caplog):
+    pre, scratch, _ = exps
+    bad_summary = scratch / "decode" / "ctc-greedy" / "wer-summary-test-clean.txt"
+    bad_summary.write_text("settings\tWER\ngreedy\tnan\n")
+    (pre / "train_info.json").write_text('{"num_params": 3770000, "upd')
+    (pre / "decode" / "1best-HLG" / "rtf-test-clean.json").write_text("")
+    results_cli.main([str(pre), str(scratch)])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    # no numbers from the bad files: the NaN WER, train_info.json's fields, 1best-HLG's RTF
+    assert lines[2] == (
+        "| ft_pretrained | 1best-HLG | lm_scale_0.6 | 30.00 | 14.00 | - | - | - | - | - | - | - |"
+    )
+    assert lines[5] == (
+        "| ft_scratch | ctc-greedy | greedy | - | 45.00 | - | - | 3.77 | 0 | 500 | 0.25 | 0.0300 |"
+    )
+    notes = out.split("\n\n", 1)[1]
+    assert f"{pre / 'train_info.json'}: not valid JSON" in notes
+    assert f"{pre / 'decode' / '1best-HLG' / 'rtf-test-clean.json'}: not valid JSON" in notes
+    assert f"{bad_summary}:2: WER 'nan' is not a rate" in notes
+    assert "left out" in caplog.text and str(bad_summary) in caplog.text
+    with pytest.raises(SystemExit, match=r"wer-summary-test-clean.txt:2: WER 'nan' is not a rate"):
+        results_cli.main([str(pre), str(scratch), "--strict"])

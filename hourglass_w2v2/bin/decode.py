@@ -4,9 +4,14 @@
         --method ctc-greedy 1best --graph HLG --test-sets test-clean test-other
 
 Writes ``exp/NAME/decode/<method>/{recogs,errs,wer-summary,cer-summary,rtf}-...`` and a
-``log-decode-<datetime>`` per method. ``--cuts`` adds any lhotse cut set or LibriSpeech-layout
-folder as a test set named after the file. ``1best``/``nbest`` over ``HLG`` sweep ``--lm-scales``
-(keys ``lm_scale_<s>``); ``lm-rescore`` rescores the n-best list with ``--rescore-lm`` (the 4-gram).
+``log-decode-<datetime>`` per method. ``--cuts [NAME=]PATH`` adds any lhotse cut set or
+LibriSpeech-layout folder as a test set named NAME or after the file; a name that a recipe test
+set or another ``--cuts`` has is refused. A folder's transcripts are normalised as the recipe's
+(upper case, no punctuation). Unreadable audio or a transcript line without audio stops the
+run naming the file; ``--skip-bad`` decodes the rest and lists what was left out in
+``skipped-<test>.txt``. ``1best``/``nbest`` over ``HLG`` sweep ``--lm-scales`` (keys
+``lm_scale_<s>``); ``lm-rescore`` rescores the n-best list with ``--rescore-lm`` (the 4-gram).
+Bad input exits with status 1 and a message naming the file.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 from hourglass_w2v2.decoding.kaldi_backend import SearchOptions
 from hourglass_w2v2.decoding.methods import GRAPHS, METHODS, Decoder
 from hourglass_w2v2.decoding.runner import (
+    DecodeInputError,
+    check_test_set_names,
     decode_test_set,
     load_ctc_model,
     open_test_set,
@@ -51,8 +58,15 @@ def get_parser() -> argparse.ArgumentParser:
         "--cuts",
         nargs="*",
         default=[],
-        type=Path,
-        help="extra test sets: lhotse cut set files or LibriSpeech-layout folders",
+        metavar="[NAME=]PATH",
+        help="extra test sets: lhotse cut set files or LibriSpeech-layout folders, named NAME or "
+        "after the file/folder (which must not be a recipe test set's name)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out utterances with unreadable audio or no audio file, list them in "
+        "decode/<method>/skipped-<test>.txt and score the rest",
     )
     p.add_argument(
         "--checkpoint",
@@ -89,12 +103,22 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the decode CLI; bad input exits with status 1 and a message naming the file."""
     args = get_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
     )
     if not args.test_sets and not args.cuts:
         raise SystemExit("nothing to decode: give --test-sets and/or --cuts")
+    try:
+        decode(args)
+    except (DecodeInputError, FileNotFoundError) as e:
+        logging.error("%s", e)  # into each method's log-decode-* too, not only the terminal
+        raise SystemExit(f"decode: error: {e}") from None
+
+
+def decode(args: argparse.Namespace) -> None:
+    """Decode every test set of parsed ``args`` with every requested method."""
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
@@ -102,6 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = Tokenizer(args.lang_dir)
     model, ckpt = load_ctc_model(ckpt_path, tokenizer, device)
     normalize = bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
+    # which checkpoint made the numbers: each summary ends with it, the results table reads it
+    record = {"checkpoint": str(ckpt_path), "update": ckpt.get("update")}
+    if ckpt.get("averaged_from"):
+        record["averaged from"] = " ".join(Path(p).name for p in ckpt["averaged_from"])
+
+    # read and check every test set before decoding any, so a bad name fails fast
+    recipe = [recipe_test_set(args.manifest_dir, args.corpus, n) for n in args.test_sets]
+    external = [open_test_set(p, args.skip_bad) for p in args.cuts]
+    check_test_set_names(recipe, external, args.manifest_dir, args.corpus)
 
     options = SearchOptions(
         beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam
@@ -130,11 +163,17 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger().addHandler(handler)
     logging.info("decoding %s with %s on %s", ckpt_path, [d.name for d in decoders], device)
 
-    test_sets = [(n, recipe_test_set(args.manifest_dir, args.corpus, n)) for n in args.test_sets]
-    test_sets += [open_test_set(p) for p in args.cuts]
-    for name, cuts in test_sets:
+    for test_set in recipe + external:
         decode_test_set(
-            model, cuts, name, decoders, decode_dir, args.max_duration, normalize, device
+            model,
+            test_set,
+            decoders,
+            decode_dir,
+            args.max_duration,
+            normalize,
+            device,
+            skip_bad=args.skip_bad,
+            record=record,
         )
 
 

@@ -7,6 +7,10 @@ Rows are experiment x decoding method x key, columns the test sets (WER and CER)
 pretraining updates, fine-tuning updates and hours, and the decoding real-time factor. With
 ``--baseline``, a list after the table gives each other experiment's best key per method, test
 set and metric against the baseline's, as a relative change.
+
+A file that cannot be read (truncated ``train_info.json`` or ``rtf-*.json``, a summary with a
+NaN or negative rate) is left out of the table and named, with what is wrong, in a list after
+it; ``--strict`` makes that an error (exit status 1).
 """
 
 from __future__ import annotations
@@ -31,23 +35,35 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="experiment dir (or its name) the others are compared with, e.g. a scratch run",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit status 1) when a results file cannot be read, instead of leaving it out",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Print (and write) the results table of the experiment directories given."""
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # `exp/*` also matches files such as exp/demo_results.md: skip them, but not a typo'd dir
     missing = [str(d) for d in args.exp_dirs if not d.exists()]
     if missing:
         raise SystemExit(f"no such experiment directory: {', '.join(missing)}")
-    rows, test_sets = collect([d for d in args.exp_dirs if d.is_dir()])
+    problems: list[str] = []
+    rows, test_sets = collect([d for d in args.exp_dirs if d.is_dir()], problems)
+    if problems and args.strict:
+        raise SystemExit("unreadable results files (--strict):\n  " + "\n  ".join(problems))
     if not rows:
         raise SystemExit(
             f"no decode results (decode/*/wer-summary-*.txt) in {[str(d) for d in args.exp_dirs]}"
         )
     header, cells = table(rows, test_sets)
     markdown = to_markdown(header, cells)
+    if problems:
+        markdown += "\nLeft out of the table (unreadable files):\n\n"
+        markdown += "".join(f"- {p}\n" for p in problems)
     if args.baseline is not None:
         try:
             lines = compare_to_baseline(rows, args.baseline.name, test_sets)

@@ -4,16 +4,25 @@ The acoustic model runs once per batch of cuts (sorted by duration, padded up to
 ``max_duration`` seconds of audio); every requested method then searches the same log-probs.
 Per test set and method this writes, under ``<exp>/decode/<method>/``, icefall's ``recogs-``,
 ``errs-``, ``wer-summary-`` and ``cer-summary-`` files plus ``rtf-<test>.json`` (audio seconds,
-model and search seconds, real-time factor). A test set's files are written only after all of
-it is decoded, each atomically, so an interrupted run leaves no partial results and a rerun
-completes them.
+model and search seconds, real-time factor) and, when utterances were left out,
+``skipped-<test>.txt``. A test set's files are written only after all of it is decoded, as one
+group (:func:`hourglass_w2v2.scoring.write_group`), so an interrupted run leaves no partial or
+mixed results and a rerun completes them. Each summary ends with ``# name: value`` lines naming
+the checkpoint, its update and the test set's source.
+
+Bad input stops with a :class:`DecodeInputError` naming the file and the fix: a lang dir whose
+units differ from the ones the checkpoint was trained with, an external test set named like a
+recipe one, a transcript line without audio, unreadable audio (``skip_bad`` decodes the rest
+and lists what was left out).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +33,47 @@ from lhotse import CutSet, Recording, SupervisionSegment
 from lhotse.cut import Cut
 from tqdm import tqdm
 
-from hourglass_w2v2.data.datasets import SAMPLE_RATE, CtcDataset, cut_set_path
+from hourglass_w2v2.data.datasets import SAMPLE_RATE, CorruptAudioError, CtcDataset, cut_set_path
 from hourglass_w2v2.decoding.methods import Decoder
 from hourglass_w2v2.lang.tokenizer import Tokenizer
-from hourglass_w2v2.scoring import Result, write_atomic, write_results, write_summaries
+from hourglass_w2v2.scoring import (
+    Result,
+    format_summary,
+    read_summary,
+    read_summary_record,
+    score_results,
+    write_group,
+)
 from hourglass_w2v2.training.checkpoint import list_checkpoints, load_checkpoint
+
+#: problems listed in one error message; the rest are counted
+MAX_LISTED = 20
+AUDIO_SUFFIXES = (".flac", ".wav")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class DecodeInputError(ValueError):
+    """Input decoding cannot use as given; the message names the file and how to fix it."""
+
+
+@dataclass
+class TestSet:
+    """One test set to decode: its name in the result files, cuts and where they came from.
+
+    ``source`` is recorded in every summary, so results of another set under the same name are
+    never overwritten; ``left_out`` lists ``"<file>: <why>"`` for utterances not decoded.
+    """
+
+    name: str
+    cuts: CutSet
+    source: str
+    left_out: list[str] = field(default_factory=list)
+
+
+def _listing(problems: list[str]) -> str:
+    shown = "\n  ".join(problems[:MAX_LISTED])
+    more = len(problems) - MAX_LISTED
+    return "\n  " + shown + (f"\n  ... and {more} more" if more > 0 else "")
 
 
 def resolve_checkpoint(exp_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
@@ -58,25 +103,26 @@ def load_ctc_model(
     """Build the CTC model of a fine-tuning checkpoint and check it against the lang dir.
 
     The lang dir's unit count must equal the CTC head's output size, else the error names both
-    (and the lang dir the model was trained with), since decoding with the wrong units would
-    silently produce garbage.
+    (and the lang dir the model was trained with), and its units must be the checkpoint's id for
+    id (:func:`check_units`), since decoding with the wrong units would silently produce garbage.
     """
     from hourglass_w2v2.models import ModelConfig, build_model
 
     ckpt = load_checkpoint(ckpt_path)
     if ckpt.get("task") != "ctc":
-        raise ValueError(
+        raise DecodeInputError(
             f"checkpoint {ckpt_path} is a {ckpt.get('task')!r} checkpoint, not a CTC one; "
             "decode a fine-tuned model"
         )
     head = ckpt["model"].get("ctc_head.weight")
     vocab_size = int(ckpt["vocab_size"]) if ckpt.get("vocab_size") else int(head.shape[0])
     if vocab_size != tokenizer.vocab_size:
-        raise ValueError(
+        raise DecodeInputError(
             f"lang dir {tokenizer.lang_dir} has {tokenizer.vocab_size} units but the CTC head of "
             f"{ckpt_path} has {vocab_size} outputs (it was trained with lang dir "
             f"{ckpt.get('lang_dir')}); pass the matching --lang-dir"
         )
+    check_units(ckpt, ckpt_path, tokenizer)
     model = build_model(
         ModelConfig.from_dict(ckpt["model_config"]), task="ctc", vocab_size=vocab_size
     )
@@ -85,26 +131,116 @@ def load_ctc_model(
     return model, ckpt
 
 
-def librispeech_folder_cuts(folder: str | Path) -> CutSet:
-    """Cuts of a folder in LibriSpeech layout (``*.trans.txt`` next to ``<utt>.flac``/``.wav``)."""
+def check_units(ckpt: dict, ckpt_path: str | Path, tokenizer: Tokenizer) -> None:
+    """Refuse a lang dir whose units differ, id for id, from those the checkpoint recorded.
+
+    Fine-tuning checkpoints record ``tokens`` (the unit of every CTC output). A checkpoint
+    without them (written before they were recorded) is decoded with a warning, since only the
+    unit count can be checked then.
+    """
+    tokens = ckpt.get("tokens")
+    if tokens is None:
+        logging.warning(
+            "checkpoint %s records no units (it predates that record): only the unit count of "
+            "lang dir %s was checked, not their order; make sure it is the lang dir the model "
+            "was fine-tuned with (%s)",
+            ckpt_path,
+            tokenizer.lang_dir,
+            ckpt.get("lang_dir"),
+        )
+        return
+    ours = tokenizer.id2token
+    differ = [i for i, (a, b) in enumerate(zip(ours, tokens, strict=False)) if a != b]
+    if differ or len(ours) != len(tokens):
+        i = differ[0] if differ else min(len(ours), len(tokens))
+        here = repr(ours[i]) if i < len(ours) else "missing"
+        there = repr(tokens[i]) if i < len(tokens) else "missing"
+        raise DecodeInputError(
+            f"{tokenizer.lang_dir / 'tokens.txt'}: id {i} is {here} here but {there} in the units "
+            f"{ckpt_path} was fine-tuned with (lang dir {ckpt.get('lang_dir')}; {len(differ)} of "
+            f"{len(tokens)} ids differ): decoding would map outputs to the wrong units; pass "
+            "that lang dir as --lang-dir"
+        )
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+# word characters and apostrophes make words; everything else (punctuation, "_") separates them
+_WORD_SEPARATOR = re.compile(r"(?:[^\w']|_)+")
+
+
+def normalize_transcript(text: str) -> str:
+    """A transcript written the way the recipe's transcripts are: LibriSpeech's convention.
+
+    LibriSpeech and the synth corpus write upper-case words of letters, digits and apostrophes
+    separated by single spaces. Here the text is NFKC-normalised, typographic apostrophes become
+    ``'``, letters are upper-cased, every other character (punctuation, quotes, hyphens)
+    separates words, and apostrophes quoting a whole word (``'word'``) are dropped. Text already
+    in that form is returned unchanged.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).upper()
+    words = []
+    for word in _WORD_SEPARATOR.split(text):
+        if len(word) > 1 and word[0] == word[-1] == "'":
+            word = word.strip("'")
+        if word.strip("'"):
+            words.append(word)
+    return " ".join(words)
+
+
+def _audio_problem(path: Path, error: Exception) -> str:
+    """``"<file>: <what is wrong>"`` for an audio file lhotse could not open."""
+    if path.stat().st_size == 0:
+        return f"{path}: zero-length audio file (0 bytes)"
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"{path}: corrupt or unreadable audio file ({detail})"
+
+
+def librispeech_folder_cuts(folder: str | Path, skip_bad: bool = False) -> tuple[CutSet, list[str]]:
+    """Cuts of a folder in LibriSpeech layout (``*.trans.txt`` next to ``<utt>.flac``/``.wav``).
+
+    Returns the cuts and ``"<file>: <why>"`` for each utterance left out. References are
+    normalised as :func:`normalize_transcript` says (the log counts the lines changed). Audio
+    without a transcript line cannot be scored: it is left out and logged. A transcript line
+    without audio, a duplicate utterance id or unreadable / zero-length audio stops with a
+    :class:`DecodeInputError` listing every such problem; with ``skip_bad`` those utterances
+    are left out instead.
+    """
     folder = Path(folder)
-    cuts = []
+    cuts, bad, changed = [], [], []
+    referenced: set[Path] = set()
+    seen: set[str] = set()
+    num_lines = 0
     for trans in sorted(folder.rglob("*.trans.txt")):
         for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            utt_id, _, text = line.strip().partition(" ")
-            audio = next(
-                (
-                    trans.parent / f"{utt_id}{ext}"
-                    for ext in (".flac", ".wav")
-                    if (trans.parent / f"{utt_id}{ext}").is_file()
-                ),
-                None,
-            )
+            num_lines += 1
+            utt_id, _, written = line.strip().partition(" ")
+            where = f"{trans}:{lineno}"
+            text = normalize_transcript(written)
+            if text != written.strip():
+                changed.append(f"{where}: {written.strip()!r} -> {text!r}")
+            candidates = [trans.parent / f"{utt_id}{ext}" for ext in AUDIO_SUFFIXES]
+            referenced.update(candidates)
+            if utt_id in seen:
+                bad.append(f"{where}: duplicate utterance id {utt_id}")
+                continue
+            seen.add(utt_id)
+            audio = next((p for p in candidates if p.is_file()), None)
             if audio is None:
-                raise FileNotFoundError(f"{trans}:{lineno}: no audio file for {utt_id}")
-            rec = Recording.from_file(audio, recording_id=utt_id)
+                bad.append(
+                    f"{where}: transcript line {utt_id} has no audio file "
+                    f"({' or '.join(p.name for p in candidates)})"
+                )
+                continue
+            try:
+                rec = Recording.from_file(audio, recording_id=utt_id)
+            except Exception as e:  # lhotse wraps each audio backend's own error types
+                bad.append(_audio_problem(audio, e))
+                continue
+            if rec.num_samples == 0:
+                bad.append(f"{audio}: zero-length audio file (no samples)")
+                continue
             cut = rec.to_cut()
             cut.supervisions = [
                 SupervisionSegment(
@@ -112,42 +248,136 @@ def librispeech_folder_cuts(folder: str | Path) -> CutSet:
                     recording_id=utt_id,
                     start=0.0,
                     duration=rec.duration,
-                    text=text.strip(),
+                    text=text,
                     speaker=utt_id.split("-")[0],
                 )
             ]
             cuts.append(cut)
+    if num_lines == 0:
+        raise DecodeInputError(
+            f"{folder} has no *.trans.txt transcript lines (expected LibriSpeech layout: "
+            "<spk>/<chapter>/<spk>-<chapter>.trans.txt next to the audio)"
+        )
+    if changed:
+        logging.info(
+            "%s: normalised %d of %d transcript lines as the recipe's transcripts are written "
+            "(upper case, punctuation and quotes removed, typographic apostrophes made \"'\"), "
+            "e.g. %s",
+            folder,
+            len(changed),
+            num_lines,
+            "; ".join(changed[:3]),
+        )
+    orphans = [
+        f"{p}: audio file has no transcript line"
+        for p in sorted(folder.rglob("*"))
+        if p.suffix in AUDIO_SUFFIXES and p not in referenced
+    ]
+    if orphans:
+        logging.warning(
+            "%s: %d audio file(s) have no transcript line and are left out:%s",
+            folder,
+            len(orphans),
+            _listing(orphans),
+        )
+    if bad and not skip_bad:
+        raise DecodeInputError(
+            f"{folder}: {len(bad)} utterance(s) cannot be decoded:{_listing(bad)}\n"
+            "fix or remove them, or pass --skip-bad to decode the rest and list them in "
+            "skipped-<test>.txt next to the summary"
+        )
     if not cuts:
-        raise ValueError(f"{folder} has no *.trans.txt files (expected LibriSpeech layout)")
-    return CutSet.from_cuts(cuts)
+        raise DecodeInputError(f"{folder}: no utterance has both a transcript line and audio")
+    return CutSet.from_cuts(cuts), bad + orphans
 
 
-def open_test_set(path: str | Path) -> tuple[str, CutSet]:
-    """``(name, cuts)`` of a ``--cuts`` argument: a lhotse cut set file or a LibriSpeech folder.
+def open_test_set(arg: str | Path, skip_bad: bool = False) -> TestSet:
+    """The test set of a ``--cuts`` argument: ``[NAME=]PATH`` to a cut set file or a folder.
 
-    The name is the file name without ``.jsonl.gz`` (and without a ``<corpus>_cuts_`` prefix),
-    or the folder name.
+    Without ``NAME``, the name is the file name without ``.jsonl.gz`` (and without a
+    ``<corpus>_cuts_`` prefix), or the folder name. The folder is read by
+    :func:`librispeech_folder_cuts` (``skip_bad`` as there).
     """
-    path = Path(path)
+    arg = str(arg)
+    name, sep, rest = arg.partition("=")
+    if sep and not Path(arg).exists() and "/" not in name:
+        path = Path(rest)
+    else:
+        name, path = "", Path(arg)
     if path.is_dir():
-        return path.name, librispeech_folder_cuts(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--cuts {path} is neither a cut set file nor a folder")
-    name = path.name
-    for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    name = name.split("_cuts_", 1)[-1]
-    return name, CutSet.from_file(path)
+        name = name or path.name
+        cuts, left_out = librispeech_folder_cuts(path, skip_bad)
+    elif path.is_file():
+        if not name:
+            name = path.name
+            for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
+                if name.endswith(suffix):
+                    name = name[: -len(suffix)]
+                    break
+            name = name.split("_cuts_", 1)[-1]
+        cuts, left_out = CutSet.from_file(path), []
+    else:
+        raise DecodeInputError(f"--cuts {path} is neither a cut set file nor a folder")
+    if not _NAME_RE.match(name):
+        raise DecodeInputError(
+            f"--cuts {arg}: test set name {name!r} cannot name result files (use letters, "
+            "digits, '.', '_', '+', '-'); give one with --cuts NAME=PATH"
+        )
+    return TestSet(name, cuts, str(path.resolve()), left_out)
 
 
-def recipe_test_set(manifest_dir: str | Path, corpus: str, name: str) -> CutSet:
+def recipe_test_set(manifest_dir: str | Path, corpus: str, name: str) -> TestSet:
     """The cut set of a recipe test set; a missing file is an error naming it."""
     path = cut_set_path(manifest_dir, corpus, name)
     if not path.is_file():
         raise FileNotFoundError(f"test set {name}: {path} does not exist (run prepare.sh stage 3)")
-    return CutSet.from_file(path)
+    return TestSet(name, CutSet.from_file(path), f"recipe test set {path.name}")
+
+
+def check_test_set_names(
+    recipe: list[TestSet], external: list[TestSet], manifest_dir: str | Path, corpus: str
+) -> None:
+    """Refuse external test sets whose results would overwrite another set's.
+
+    An external set may not take the name of a recipe set (one decoded now or any
+    ``<corpus>_cuts_<name>.jsonl.gz`` in ``manifest_dir``), nor share a name with another one.
+    The error says how to rename it (``--cuts NAME=PATH``).
+    """
+    taken = {t.name: t.source for t in recipe}
+    for path in Path(manifest_dir).glob(f"{corpus}_cuts_*.jsonl.gz"):
+        name = path.name[len(f"{corpus}_cuts_") : -len(".jsonl.gz")]
+        taken.setdefault(name, f"recipe test set {path}")
+    seen: dict[str, str] = {}
+    for t in external:
+        if t.name in taken:
+            raise DecodeInputError(
+                f"--cuts {t.source}: its name {t.name!r} is that of the {taken[t.name]}, whose "
+                "results it would overwrite; give it another name with --cuts NAME=PATH, e.g. "
+                f"--cuts ext-{t.name}={t.source}"
+            )
+        if t.name in seen:
+            raise DecodeInputError(
+                f"--cuts {seen[t.name]} and {t.source} are both named {t.name!r}, so one's "
+                "results would overwrite the other's; name them with --cuts NAME=PATH"
+            )
+        seen[t.name] = t.source
+
+
+def check_previous_results(out_dir: str | Path, test_set: TestSet) -> None:
+    """Refuse to replace results that a summary records as coming from another source."""
+    summary = Path(out_dir) / f"wer-summary-{test_set.name}.txt"
+    if not summary.is_file():
+        return
+    try:
+        previous = read_summary_record(summary).get("test set")
+    except ValueError:
+        return  # not a summary we can read: nothing of value to protect, decode replaces it
+    if previous is not None and previous != test_set.source:
+        raise DecodeInputError(
+            f"{summary} holds results of {previous}; decoding {test_set.source} under the name "
+            f"{test_set.name!r} would replace them: give it another name with --cuts NAME=PATH, "
+            "or delete the old results first"
+        )
 
 
 def make_batches(cuts: list[Cut], max_duration: float) -> list[list[Cut]]:
@@ -172,6 +402,32 @@ class Timing:
     search: dict[str, float] = field(default_factory=dict)
 
 
+def _load_batch(
+    dataset: CtcDataset, cuts: list[Cut], skip_bad: bool, left_out: list[str], test_set: str
+) -> dict | None:
+    """``dataset[cuts]``; a cut whose audio cannot be read is an error or (``skip_bad``) listed.
+
+    Only a batch holding an unreadable cut is loaded again cut by cut, to find which ones.
+    """
+    try:
+        return dataset[CutSet.from_cuts(cuts)]
+    except CorruptAudioError as e:
+        if not skip_bad:
+            raise DecodeInputError(
+                f"test set {test_set}: {e}; fix or remove it, or pass --skip-bad to decode the "
+                "rest and list it in skipped-<test>.txt next to the summary"
+            ) from e
+    good = []
+    for cut in cuts:
+        try:
+            dataset[CutSet.from_cuts([cut])]
+        except CorruptAudioError as e:
+            left_out.append(str(e))
+        else:
+            good.append(cut)
+    return dataset[CutSet.from_cuts(good)] if good else None
+
+
 def iter_log_probs(
     model: torch.nn.Module,
     cuts: CutSet,
@@ -180,12 +436,21 @@ def iter_log_probs(
     device: torch.device,
     timing: Timing,
     desc: str = "",
+    skip_bad: bool = False,
+    left_out: list[str] | None = None,
 ) -> Iterator[tuple[str, str, np.ndarray]]:
-    """Yield ``(cut_id, reference text, (T, V) log-probs)`` per cut, batched through the model."""
+    """Yield ``(cut_id, reference text, (T, V) log-probs)`` per cut, batched through the model.
+
+    A cut whose audio cannot be read raises :class:`DecodeInputError` naming it and its file;
+    with ``skip_bad`` it is appended to ``left_out`` as ``"cut <id>: <why>"`` and not yielded.
+    """
+    left_out = [] if left_out is None else left_out
     cut_list = [c if c.sampling_rate == SAMPLE_RATE else c.resample(SAMPLE_RATE) for c in cuts]
     dataset = CtcDataset(encode=lambda text: [], normalize=normalize)
     for batch_cuts in tqdm(make_batches(cut_list, max_duration), desc=desc, unit="batch"):
-        batch = dataset[CutSet.from_cuts(batch_cuts)]
+        batch = _load_batch(dataset, batch_cuts, skip_bad, left_out, desc)
+        if batch is None:
+            continue
         timing.audio += batch["num_samples"] / SAMPLE_RATE
         start = time.perf_counter()
         with torch.inference_mode():
@@ -201,26 +466,46 @@ def iter_log_probs(
             yield cut_id, text, log_probs[i, : lengths[i]]
 
 
+def _previous_files(out_dir: Path, test_set: str) -> list[str]:
+    """Names of the files a previous decode of ``test_set`` wrote (from its summary's keys)."""
+    names = [f"skipped-{test_set}.txt", f"rtf-{test_set}.json"]
+    try:
+        keys = read_summary(out_dir / f"wer-summary-{test_set}.txt")
+    except (OSError, ValueError):
+        return names
+    for key in keys:
+        names += [f"{p}-{test_set}-{key}.txt" for p in ("recogs", "errs", "errs-cer")]
+    return names
+
+
 def decode_test_set(
     model: torch.nn.Module,
-    cuts: CutSet,
-    test_set: str,
+    test_set: TestSet,
     decoders: list[Decoder],
     decode_dir: str | Path,
     max_duration: float = 60.0,
     normalize: bool = False,
     device: torch.device | str = "cpu",
+    skip_bad: bool = False,
+    record: dict[str, object] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Decode one test set with every decoder and write its scored results.
 
-    Returns ``{decoder name: {key: WER}}``.
+    Per decoder the files are written as one group, the summaries last, each summary ending
+    with ``record`` (e.g. the checkpoint and its update), the test set's source and what was
+    left out. Results another source wrote under the same name are never replaced
+    (:func:`check_previous_results`). Returns ``{decoder name: {key: WER}}``.
     """
+    name = test_set.name
+    for d in decoders:
+        check_previous_results(Path(decode_dir) / d.name, test_set)
     timing = Timing()
+    left_out = list(test_set.left_out)
     results: dict[str, dict[str, list[Result]]] = {
         d.name: {k: [] for k in d.keys()} for d in decoders
     }
     for cut_id, text, log_probs in iter_log_probs(
-        model, cuts, max_duration, normalize, device, timing, desc=f"decode {test_set}"
+        model, test_set.cuts, max_duration, normalize, device, timing, name, skip_bad, left_out
     ):
         ref = text.split()
         for d in decoders:
@@ -230,15 +515,29 @@ def decode_test_set(
             for key, words in hyps.items():
                 results[d.name][key].append((cut_id, ref, words))
     if timing.audio == 0:
-        raise ValueError(f"test set {test_set} has no cuts")
+        raise DecodeInputError(f"test set {name} ({test_set.source}) has no decodable cuts")
+    full_record = {**(record or {}), "test set": test_set.source}
+    if left_out:
+        full_record["left out"] = f"{len(left_out)} utterance(s), listed in skipped-{name}.txt"
+        logging.warning(
+            "%s: left out %d utterance(s), listed in skipped-%s.txt next to each summary:%s",
+            name,
+            len(left_out),
+            name,
+            _listing(left_out),
+        )
     summary = {}
     for d in decoders:
         out_dir = Path(decode_dir) / d.name
+        files: dict[str, str] = {}
         wers, cers = {}, {}
         for key, res in results[d.name].items():
-            wer, cer = write_results(out_dir, test_set, key, res)
+            try:
+                wer, cer, key_files = score_results(name, key, res)
+            except ValueError as e:  # no reference words at all
+                raise DecodeInputError(f"{e} (from {test_set.source})") from e
+            files.update(key_files)
             wers[key], cers[key] = wer.error_rate, cer.error_rate
-        write_summaries(out_dir, test_set, wers, cers)
         search = timing.search.get(d.name, 0.0)
         rtf = {
             "audio_seconds": round(timing.audio, 3),
@@ -248,11 +547,17 @@ def decode_test_set(
             "search_rtf": round(search / timing.audio, 5),
             "device": str(device),
         }
-        write_atomic(out_dir / f"rtf-{test_set}.json", json.dumps(rtf, indent=2) + "\n")
+        files[f"rtf-{name}.json"] = json.dumps(rtf, indent=2) + "\n"
+        if left_out:
+            files[f"skipped-{name}.txt"] = "".join(f"{line}\n" for line in left_out)
+        markers = [f"cer-summary-{name}.txt", f"wer-summary-{name}.txt"]
+        files[markers[0]] = format_summary(cers, "CER", full_record)
+        files[markers[1]] = format_summary(wers, "WER", full_record)
+        write_group(out_dir, files, markers, stale=_previous_files(out_dir, name))
         logging.info(
             "[%s %s] best %s; RTF %.4f (model %.1f s + search %.1f s for %.1f s of audio)",
             d.name,
-            test_set,
+            name,
             min(wers.items(), key=lambda kv: kv[1]),
             rtf["rtf"],
             timing.model,

@@ -23,6 +23,7 @@ CHECKPOINT_KEYS = (
     "task",
     "vocab_size",
     "lang_dir",
+    "tokens",
     "optimizer",
     "scheduler",
     "grad_scaler",

@@ -302,6 +302,8 @@ class CtcTask(Task):
             "task": "ctc",
             "vocab_size": self.tokenizer.vocab_size,
             "lang_dir": str(self.cfg.ctc.lang_dir),
+            # the units by id, so decoding can refuse a lang dir that orders them differently
+            "tokens": list(self.tokenizer.id2token),
         }
 
     def init_description(self) -> str:

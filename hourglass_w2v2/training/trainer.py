@@ -96,8 +96,8 @@ class Task:
         return {}
 
     def checkpoint_fields(self) -> dict[str, Any]:
-        """Task-specific checkpoint keys (``task``, ``vocab_size``, ``lang_dir``)."""
-        return {"task": self.name, "vocab_size": None, "lang_dir": None}
+        """Task-specific checkpoint keys (``task``, ``vocab_size``, ``lang_dir``, ``tokens``)."""
+        return {"task": self.name, "vocab_size": None, "lang_dir": None, "tokens": None}
 
     def init_description(self) -> str:
         return "scratch"

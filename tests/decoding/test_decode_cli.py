@@ -2,6 +2,7 @@
 
 import ast
 import json
+import logging
 
 import kaldialign
 import numpy as np
@@ -42,7 +43,8 @@ def make_cuts(audio_dir, texts, prefix):
     return CutSet.from_cuts(cuts)
 
 
-def save_ckpt(path, vocab_size, lang_dir):
+def save_ckpt(path, vocab_size, lang_dir, tokens=None, update=10):
+    """A random tiny CTC checkpoint; ``tokens=None`` is one made before units were recorded."""
     torch.manual_seed(0)
     cfg = ModelConfig.preset("tiny")
     model = build_model(cfg, task="ctc", vocab_size=vocab_size)
@@ -54,8 +56,9 @@ def save_ckpt(path, vocab_size, lang_dir):
             "task": "ctc",
             "vocab_size": vocab_size,
             "lang_dir": str(lang_dir),
-            "update": 10,
+            "update": update,
             "config": {"data": {"normalize": False}},
+            **({} if tokens is None else {"tokens": list(tokens)}),
         },
         path,
     )
@@ -70,7 +73,8 @@ def recipe(tmp_path, toy_lang):
             manifests / f"synth_cuts_{name}.jsonl.gz"
         )
     exp = tmp_path / "exp" / "ft"
-    save_ckpt(exp / "checkpoints" / "ckpt-10.pt", Tokenizer(toy_lang).vocab_size, toy_lang)
+    tok = Tokenizer(toy_lang)
+    save_ckpt(exp / "checkpoints" / "ckpt-10.pt", tok.vocab_size, toy_lang, tok.id2token)
     return tmp_path, manifests, exp
 
 
@@ -164,7 +168,7 @@ def test_lang_dir_units_must_match_the_head(recipe, toy_lang):
     root, manifests, exp = recipe
     save_ckpt(exp / "checkpoints" / "best.pt", Tokenizer(toy_lang).vocab_size + 3, "data/lang_x")
     with pytest.raises(
-        ValueError,
+        SystemExit,
         match=r"has \d+ units but the CTC head of .*best.pt has \d+ "
         r"outputs \(it was trained with lang dir data/lang_x\)",
     ):
@@ -172,9 +176,9 @@ def test_lang_dir_units_must_match_the_head(recipe, toy_lang):
 
 
 def test_missing_checkpoint(tmp_path, toy_lang):
-    with pytest.raises(FileNotFoundError, match="no checkpoint in .*checkpoints"):
+    with pytest.raises(SystemExit, match="no checkpoint in .*checkpoints"):
         run(tmp_path / "exp" / "none", toy_lang, tmp_path, "--test-sets", "test-clean")
-    with pytest.raises(FileNotFoundError, match="checkpoint .*nope.pt does not exist"):
+    with pytest.raises(SystemExit, match="checkpoint .*nope.pt does not exist"):
         run(
             tmp_path,
             toy_lang,
@@ -188,7 +192,7 @@ def test_missing_checkpoint(tmp_path, toy_lang):
 
 def test_missing_test_set_is_named(recipe, toy_lang):
     root, manifests, exp = recipe
-    with pytest.raises(FileNotFoundError, match="synth_cuts_dev-other.jsonl.gz"):
+    with pytest.raises(SystemExit, match="synth_cuts_dev-other.jsonl.gz"):
         run(exp, toy_lang, manifests, "--test-sets", "dev-other")
 
 
@@ -199,7 +203,7 @@ def test_empty_reference(recipe, toy_lang, caplog):
     assert "empty reference" in caplog.text and "e-1" in caplog.text
     assert "greedy" in read_summary(exp / "decode" / "ctc-greedy" / "wer-summary-empty.txt")
     make_cuts(root / "e2", [""], "e2").to_file(manifests / "synth_cuts_allempty.jsonl.gz")
-    with pytest.raises(ValueError, match="'allempty' has no reference words"):
+    with pytest.raises(SystemExit, match="'allempty' has no reference words"):
         run(exp, toy_lang, manifests, "--test-sets", "allempty")
 
 
@@ -250,3 +254,227 @@ def test_nbest_and_lm_rescore(recipe, toy_lang):
     for method in ("nbest-HLG", "lm-rescore-HLG"):
         wers = read_summary(exp / "decode" / method / "wer-summary-test-clean.txt")
         assert sorted(wers) == ["lm_scale_0.5", "lm_scale_1"]
+
+
+# --- bad input and faults (issue #29) ---------------------------------------------------------
+
+
+def write_folder(folder, lines, audio_ids, corrupt=()):
+    """A LibriSpeech-layout chapter ``19/198`` with ``lines`` as its ``.trans.txt``."""
+    chapter = folder / "19" / "198"
+    chapter.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for utt in audio_ids:
+        sf.write(chapter / f"{utt}.flac", rng.normal(scale=0.1, size=9000), 16000)
+    for utt, data in corrupt:
+        (chapter / f"{utt}.flac").write_bytes(data)
+    (chapter / "19-198.trans.txt").write_text("".join(f"{line}\n" for line in lines))
+    return chapter
+
+
+def recog_refs(path):
+    """``{cut_id: ref words}`` of a recogs file."""
+    refs = {}
+    for line in path.read_text().splitlines():
+        cut_id, _, rest = line.partition(":\t")
+        if rest.startswith("ref="):
+            refs[cut_id] = ast.literal_eval(rest[4:])
+    return refs
+
+
+def summary_record(path):
+    """The ``# name: value`` lines of a summary file."""
+    return dict(
+        line[2:].split(": ", 1) for line in path.read_text().splitlines() if line.startswith("# ")
+    )
+
+
+def other_order_lang(root, toy_lang):
+    """A char lang dir with the toy lang's units (same count) in another id order."""
+    from hourglass_w2v2.lang.prepare import prepare_lang
+
+    words = (toy_lang.parent / "transcripts.txt").read_text().split()
+    # the char model orders its pieces by frequency: reversing the text's letter counts
+    # reorders the units while keeping the same set
+    letters = sorted({c for w in words for c in w})
+    text = "\n".join(" ".join(c * (i + 1) for i, c in enumerate(letters)) for _ in range(20))
+    (root / "other.txt").write_text(text + "\n" + "\n".join(words) + "\n")
+    lang = root / "lang_other"
+    prepare_lang([root / "other.txt"], lang, "char")
+    return lang
+
+
+def test_lang_dir_with_units_in_another_order_is_refused(recipe, toy_lang, caplog):
+    root, manifests, exp = recipe
+    other = other_order_lang(root, toy_lang)
+    mine, theirs = Tokenizer(toy_lang), Tokenizer(other)
+    assert mine.vocab_size == theirs.vocab_size and mine.id2token != theirs.id2token
+    with pytest.raises(SystemExit, match=r"tokens.txt: id \d+ is '.+' here but '.+' in the units"):
+        run(exp, other, manifests, "--test-sets", "test-clean")
+    assert not (exp / "decode" / "ctc-greedy" / "wer-summary-test-clean.txt").exists()
+    # a checkpoint from before units were recorded: decoded, with a warning saying what is unchecked
+    save_ckpt(exp / "checkpoints" / "best.pt", mine.vocab_size, toy_lang)
+    run(exp, toy_lang, manifests, "--test-sets", "test-clean")
+    assert "records no units" in caplog.text and "best.pt" in caplog.text
+    assert read_summary(exp / "decode" / "ctc-greedy" / "wer-summary-test-clean.txt")
+
+
+def test_fine_tuning_checkpoints_record_their_units(toy_lang):
+    from hourglass_w2v2.training.config import ExperimentConfig
+    from hourglass_w2v2.training.ctc_task import CtcTask
+
+    cfg = ExperimentConfig.from_dict(
+        {"task": "ctc", "ctc": {"lang_dir": str(toy_lang), "init_from_scratch": True}}
+    )
+    fields = CtcTask(cfg).checkpoint_fields()
+    assert fields["tokens"] == Tokenizer(toy_lang).id2token
+    assert fields["tokens"][0] == "<blk>" and len(fields["tokens"]) == fields["vocab_size"]
+
+
+def test_cuts_named_like_a_recipe_test_set_are_refused(recipe, toy_lang):
+    root, manifests, exp = recipe
+    run(exp, toy_lang, manifests, "--test-sets", "test-clean")
+    d = exp / "decode" / "ctc-greedy"
+    before = (d / "recogs-test-clean-greedy.txt").read_text()
+    folder = root / "LibriSpeech" / "test-clean"
+    write_folder(folder, ["19-198-0000 THE CAT"], ["19-198-0000"])
+    with pytest.raises(SystemExit, match=r"recipe test set .*synth_cuts_test-clean.*NAME=PATH"):
+        run(exp, toy_lang, manifests, "--cuts", str(folder))
+    assert (d / "recogs-test-clean-greedy.txt").read_text() == before
+    # two external sets of the same name
+    with pytest.raises(SystemExit, match="both named 'x'"):
+        run(exp, toy_lang, manifests, "--cuts", f"x={folder}", f"x={folder}")
+    run(exp, toy_lang, manifests, "--cuts", f"ls-test-clean={folder}")
+    assert list(recog_refs(d / "recogs-ls-test-clean-greedy.txt")) == ["19-198-0000"]
+    assert (d / "recogs-test-clean-greedy.txt").read_text() == before
+    # another folder under a name whose results came from elsewhere is refused too
+    other = root / "elsewhere" / "ls-test-clean"
+    write_folder(other, ["19-198-0001 A DOG"], ["19-198-0001"])
+    with pytest.raises(SystemExit, match=r"wer-summary-ls-test-clean.txt holds results of"):
+        run(exp, toy_lang, manifests, "--cuts", str(other))
+    assert list(recog_refs(d / "recogs-ls-test-clean-greedy.txt")) == ["19-198-0000"]
+
+
+def test_librispeech_references_are_normalised(recipe, toy_lang, caplog):
+    caplog.set_level(logging.INFO)
+    root, manifests, exp = recipe
+    folder = root / "mixed"
+    write_folder(
+        folder,
+        [
+            "19-198-0000 the cat, sat",
+            "19-198-0001 \u201cA\u201d dog\u2019s RAN!",
+            "19-198-0002 THE DOG",
+        ],
+        ["19-198-0000", "19-198-0001", "19-198-0002"],
+    )
+    run(exp, toy_lang, manifests, "--cuts", str(folder))
+    refs = recog_refs(exp / "decode" / "ctc-greedy" / "recogs-mixed-greedy.txt")
+    assert refs == {
+        "19-198-0000": ["THE", "CAT", "SAT"],
+        "19-198-0001": ["A", "DOG'S", "RAN"],
+        "19-198-0002": ["THE", "DOG"],
+    }
+    assert "normalised 2 of 3 transcript lines" in caplog.text
+    assert "19-198.trans.txt:1" in caplog.text
+
+
+def test_folder_audio_without_transcript_and_transcript_without_audio(recipe, toy_lang, caplog):
+    root, manifests, exp = recipe
+    folder = root / "gappy"
+    write_folder(
+        folder,
+        ["19-198-0000 THE CAT", "19-198-0001 A DOG"],
+        ["19-198-0000", "19-198-0002"],  # 0001 has no audio, 0002 no transcript line
+    )
+    with pytest.raises(
+        SystemExit, match=r"(?s)19-198.trans.txt:2: .*19-198-0001 has no audio.*--skip-bad"
+    ):
+        run(exp, toy_lang, manifests, "--cuts", str(folder))
+    assert "19-198-0002.flac: audio file has no transcript line" in caplog.text
+    run(exp, toy_lang, manifests, "--cuts", str(folder), "--skip-bad")
+    d = exp / "decode" / "ctc-greedy"
+    assert list(recog_refs(d / "recogs-gappy-greedy.txt")) == ["19-198-0000"]
+    record = summary_record(d / "wer-summary-gappy.txt")
+    assert record["left out"] == "2 utterance(s), listed in skipped-gappy.txt"
+    skipped = (d / "skipped-gappy.txt").read_text()
+    assert "19-198-0001 has no audio" in skipped
+    assert "19-198-0002.flac: audio file has no transcript line" in skipped
+    assert "left out 2 utterance(s)" in caplog.text
+
+
+def test_corrupt_and_empty_audio(recipe, toy_lang):
+    root, manifests, exp = recipe
+    # a folder: zero-length and garbage FLAC files
+    folder = root / "broken"
+    write_folder(
+        folder,
+        ["19-198-0000 THE CAT", "19-198-0001 A DOG", "19-198-0002 THE DOG"],
+        ["19-198-0000"],
+        corrupt=[("19-198-0001", b""), ("19-198-0002", b"fLaC not really")],
+    )
+    with pytest.raises(SystemExit, match=r"19-198-0001.flac: zero-length audio file"):
+        run(exp, toy_lang, manifests, "--cuts", str(folder))
+    # a cut set whose audio file was emptied after the manifest was made
+    cuts = make_cuts(root / "cs", TEXTS, "cs")
+    cuts.to_file(root / "mine_cuts_cs.jsonl.gz")
+    (root / "cs" / "cs-1.wav").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"cut cs-1: cannot read audio from .*cs-1.wav"):
+        run(exp, toy_lang, manifests, "--cuts", str(root / "mine_cuts_cs.jsonl.gz"))
+    run(
+        exp,
+        toy_lang,
+        manifests,
+        "--cuts",
+        str(folder),
+        str(root / "mine_cuts_cs.jsonl.gz"),
+        "--skip-bad",
+    )
+    d = exp / "decode" / "ctc-greedy"
+    assert list(recog_refs(d / "recogs-broken-greedy.txt")) == ["19-198-0000"]
+    assert sorted(recog_refs(d / "recogs-cs-greedy.txt")) == ["cs-0", "cs-2"]
+    assert summary_record(d / "wer-summary-cs.txt")["left out"].startswith("1 utterance(s)")
+    skipped = (d / "skipped-broken.txt").read_text().splitlines()
+    assert len(skipped) == 2 and "zero-length" in skipped[0] and "corrupt" in skipped[1]
+    assert "cs-1.wav" in (d / "skipped-cs.txt").read_text()
+
+
+def test_a_kill_while_writing_leaves_no_mixed_results(recipe, toy_lang, monkeypatch, capsys):
+    import os
+
+    from hourglass_w2v2 import scoring
+    from hourglass_w2v2.bin import results as results_cli
+
+    root, manifests, exp = recipe
+    (exp / "train_info.json").write_text(json.dumps({"updates": 500, "num_params": 1}))
+    run(exp, toy_lang, manifests, "--test-sets", "test-clean")
+    d = exp / "decode" / "ctc-greedy"
+    assert summary_record(d / "wer-summary-test-clean.txt")["update"] == "10"
+    tok = Tokenizer(toy_lang)
+    later = exp / "checkpoints" / "ckpt-20.pt"
+    save_ckpt(later, tok.vocab_size, toy_lang, tok.id2token, update=20)
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:  # killed after the first files of the group are in place
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(scoring.os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        run(exp, toy_lang, manifests, "--test-sets", "test-clean", "--checkpoint", str(later))
+    monkeypatch.setattr(scoring.os, "replace", real_replace)
+    # no summary claims results that are partly another checkpoint's: the set reads as undecoded
+    assert not (d / "wer-summary-test-clean.txt").exists()
+    assert not (d / "cer-summary-test-clean.txt").exists()
+    run(exp, toy_lang, manifests, "--test-sets", "test-clean", "--checkpoint", str(later))
+    record = summary_record(d / "wer-summary-test-clean.txt")
+    assert record["checkpoint"] == str(later) and record["update"] == "20"
+    assert summary_record(d / "cer-summary-test-clean.txt")["checkpoint"] == str(later)
+    assert not [p for p in d.iterdir() if p.name.startswith(".")]
+    # the results table shows the update that produced the numbers, not train_info.json's
+    results_cli.main([str(exp)])
+    row = capsys.readouterr().out.splitlines()[2].split(" | ")
+    assert row[2] == "greedy" and row[-3] == "20"
