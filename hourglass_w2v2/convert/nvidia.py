@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,34 @@ NVIDIA_DEFAULT_ARGS: dict[str, Any] = {
     "fp32_pos_conv": False,
     "fp32_conv_norms": False,
 }
+
+# settings NVIDIA's args and our ModelConfig name alike
+_SAME_NAMES = (
+    "encoder_layers",
+    "encoder_embed_dim",
+    "encoder_ffn_embed_dim",
+    "encoder_attention_heads",
+    "final_dim",
+    "layer_norm_first",
+    "logit_temp",
+    "latent_vars",
+    "latent_groups",
+    "latent_dim",
+    "num_negatives",
+    "conv_pos",
+    "conv_pos_groups",
+    "dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "dropout_input",
+    "dropout_features",
+    "mask_length",
+    "mask_prob",
+    "mask_channel_length",
+    "mask_channel_prob",
+    "feature_grad_mult",
+    "final_dropout",
+)
 
 # NVIDIA settings with no equivalent here, and the one value we implement
 _UNSUPPORTED = {
@@ -277,9 +306,12 @@ def nvidia_state_to_ours(
             which = "shorteners" if key.startswith("encoder.down") else "upsamplers"
             key = f"encoder.{which}.0.proj.{key.rsplit('.', 1)[1]}"
         else:
-            # masked extractor blocks (MaskedBlock) name their children conv / norm
+            # masked extractor blocks (MaskedBlock) name their children conv / norm, and
+            # MaskedGroupNorm keeps its weights in a _group_norm child
             key = re.sub(r"^(feature_extractor\.conv_layers\.\d+)\.conv\.", r"\1.0.", key)
-            key = re.sub(r"^(feature_extractor\.conv_layers\.\d+)\.norm\.", r"\1.2.", key)
+            key = re.sub(
+                r"^(feature_extractor\.conv_layers\.\d+)\.norm\.(_group_norm\.)?", r"\1.2.", key
+            )
         fairseq_sd[key] = value
     for group, (_, count) in offsets.items():
         if count and found.get(group, set()) != set(range(count)):
@@ -324,9 +356,16 @@ def load_nvidia_checkpoint(
     """``(ModelConfig, state_dict)`` of a DeepLearningExamples checkpoint (dict or path).
 
     ``use_ema`` takes the ``ema_model`` weights (trained with ``--ema``) instead of ``model``.
-    Errors name the file.
+    Errors name the file; a model trained on normalised audio (``--normalize``) warns, since
+    that is a data setting here (``data.normalize``), not part of the model.
     """
     ckpt, name = _read(checkpoint)
+    if _args_dict(ckpt["args"]).get("normalize"):
+        warnings.warn(
+            f"{name} was trained on zero-mean unit-variance audio (NVIDIA --normalize): "
+            "set data.normalize: true when fine-tuning or decoding with it",
+            stacklevel=2,
+        )
     sd = ckpt["model"]
     if use_ema:
         if ckpt.get("ema_model") is None:
@@ -371,43 +410,20 @@ def nvidia_args(cfg: ModelConfig, mode: str = "pretrain", mha: str = "pyt") -> d
         raise ValueError(f"mha must be 'fairseq' or 'pyt', got {mha!r}")
     spec = "+".join(f"[({d},{k},{s})]" for d, k, s in cfg.extractor_conv_layers)
     args = dict(NVIDIA_DEFAULT_ARGS)
+    args.update({name: getattr(cfg, name) for name in _SAME_NAMES})
     args.update(
         mode=mode,
         extractor_mode="default" if cfg.extractor_mode == "group_norm" else "layer_norm",
         conv_feature_layers=spec,
         conv_bias=cfg.extractor_conv_bias,
-        encoder_layers=cfg.encoder_layers,
-        encoder_embed_dim=cfg.encoder_embed_dim,
-        encoder_ffn_embed_dim=cfg.encoder_ffn_embed_dim,
-        encoder_attention_heads=cfg.encoder_attention_heads,
-        final_dim=cfg.final_dim,
-        layer_norm_first=cfg.layer_norm_first,
-        logit_temp=cfg.logit_temp,
         quantize_targets=True,
-        latent_vars=cfg.latent_vars,
-        latent_groups=cfg.latent_groups,
-        latent_dim=cfg.latent_dim,
-        num_negatives=cfg.num_negatives,
-        conv_pos=cfg.conv_pos,
-        conv_pos_groups=cfg.conv_pos_groups,
         latent_temp=list(cfg.latent_temp),
         loss_weights=[cfg.diversity_weight, cfg.feature_penalty_weight],
         infonce=True,
         hourglass_transformer=hourglass,
         hourglass_resample=resample,
-        dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout,
-        activation_dropout=cfg.activation_dropout,
-        dropout_input=cfg.dropout_input,
-        dropout_features=cfg.dropout_features,
         apply_mask=mode == "finetune" and (cfg.mask_prob > 0 or cfg.mask_channel_prob > 0),
-        mask_length=cfg.mask_length,
-        mask_prob=cfg.mask_prob,
-        mask_channel_length=cfg.mask_channel_length,
-        mask_channel_prob=cfg.mask_channel_prob,
-        feature_grad_mult=cfg.feature_grad_mult,
         encoder_layerdrop=cfg.layerdrop,
-        final_dropout=cfg.final_dropout,
         mha=mha,
     )
     return args

@@ -34,6 +34,14 @@ SPECS = {  # name -> (hourglass_transformer, hourglass_resample)
     "linear": ("[1,(2,3),1]", "linear"),
 }
 PREFIX = "w2v_encoder.w2v_model."
+TINY = dict(  # our ModelConfig overrides for the sizes above
+    extractor_conv_layers=CONV,
+    encoder_embed_dim=DIM,
+    encoder_ffn_embed_dim=FFN,
+    encoder_attention_heads=HEADS,
+    conv_pos=8,
+    conv_pos_groups=4,
+)
 
 
 def _args(kind: str, mode: str = "pretrain", **over) -> dict:
@@ -372,12 +380,7 @@ def test_ours_to_nvidia_to_ours_is_bit_for_bit(kind, mode, tmp_path):
     naive = resample == "naive"
     cfg = ModelConfig.preset(
         "tiny",
-        extractor_conv_layers=CONV,
-        encoder_embed_dim=DIM,
-        encoder_ffn_embed_dim=FFN,
-        encoder_attention_heads=HEADS,
-        conv_pos=8,
-        conv_pos_groups=4,
+        **TINY,
         hourglass=hourglass,
         shorten="avg" if naive else "linear",
         upsample="repeat" if naive else "linear",
@@ -417,11 +420,13 @@ def test_ours_to_nvidia_to_ours_is_bit_for_bit(kind, mode, tmp_path):
 
 
 def test_fairseq_attention_and_masked_extractor_keys_import_too():
-    """``--mha fairseq`` q/k/v keys and MaskedBlock (``conv``/``norm``) extractor keys."""
+    """``--mha fairseq`` q/k/v keys and MaskedBlock / MaskedGroupNorm extractor keys."""
     args = _args("linear", mha="fairseq")
     sd = _nvidia_state(args)
     renamed = {
-        k.replace("conv_layers.0.2.", "conv_layers.0.norm.").replace(".0.weight", ".conv.weight")
+        k.replace("conv_layers.0.2.", "conv_layers.0.norm._group_norm.").replace(
+            ".0.weight", ".conv.weight"
+        )
         if k.startswith("feature_extractor")
         else k: v
         for k, v in sd.items()
@@ -449,6 +454,21 @@ def test_config_from_args_namespace_and_nvidia_defaults():
     assert cfg.shorten_pools_padding
     assert (cfg.attention_dropout, cfg.feature_grad_mult, cfg.layerdrop) == (0.0, 0.1, 0.05)
     assert cfg.mask_prob == 0.0  # NVIDIA fine-tunes without masking unless --apply_mask
+
+
+def test_normalize_warns_to_set_the_data_option():
+    args = _args("vanilla", normalize=True)
+    with pytest.warns(UserWarning, match="data.normalize: true"):
+        load_nvidia_checkpoint(_ckpt(args, _nvidia_state(args)))
+
+
+def test_not_an_nvidia_checkpoint(tmp_path):
+    path = tmp_path / "fairseq.pt"
+    torch.save({"cfg": {"model": {}}, "model": {}}, path)
+    with pytest.raises(ValueError, match="fairseq.pt is not an NVIDIA"):
+        load_nvidia_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
+        load_nvidia_checkpoint(tmp_path / "missing.pt")
 
 
 def test_ema_weights_on_request(tmp_path):
@@ -484,25 +504,17 @@ def test_checkpoints_that_do_not_fit_name_the_problem(change, message, tmp_path)
 
 
 def test_exports_nvidia_cannot_express_raise():
-    tiny = dict(
-        extractor_conv_layers=CONV,
-        encoder_embed_dim=DIM,
-        encoder_ffn_embed_dim=FFN,
-        encoder_attention_heads=HEADS,
-        conv_pos=8,
-        conv_pos_groups=4,
-    )
-    masked = build_model(ModelConfig.preset("tiny", hourglass=[1, [2, 3], 1], **tiny))
+    masked = build_model(ModelConfig.preset("tiny", hourglass=[1, [2, 3], 1], **TINY))
     with pytest.raises(ValueError, match="strict=False"):
         to_nvidia(masked)
     assert to_nvidia(masked, strict=False)["args"]["hourglass_transformer"] == "[1,(2,3),1]"
-    nested = ModelConfig.preset("tiny", hourglass=[1, [[1, [1, 2], 0], 2], 1], **tiny)
+    nested = ModelConfig.preset("tiny", hourglass=[1, [[1, [1, 2], 0], 2], 1], **TINY)
     with pytest.raises(ValueError, match="one level"):
         to_nvidia(build_model(nested))
-    mixed = ModelConfig.preset("tiny", hourglass=[1, [2, 3], 1], shorten="linear", **tiny)
+    mixed = ModelConfig.preset("tiny", hourglass=[1, [2, 3], 1], shorten="linear", **TINY)
     with pytest.raises(ValueError, match="alike"):
         to_nvidia(build_model(mixed.replace(shorten_pools_padding=True)))
-    factor_one = build_model(ModelConfig.preset("tiny", hourglass=[1, [2, 1], 1], **tiny))
+    factor_one = build_model(ModelConfig.preset("tiny", hourglass=[1, [2, 1], 1], **TINY))
     assert to_nvidia(factor_one)["args"]["hourglass_transformer"] is None  # vanilla
 
 
