@@ -63,6 +63,35 @@ def _check_audio(path: Path) -> tuple[str | None, int]:
     return None, info.samplerate
 
 
+def _list_split(split_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The ``*.trans.txt`` and ``*.flac`` files of a folder; logs what else it holds.
+
+    Hidden files and folders (``.DS_Store``, macOS ``._*`` twins, which share the real files'
+    suffixes but hold metadata) and ``__MACOSX`` folders are skipped; so are files of any other
+    kind (README, notes, images), which are counted in one log line.
+    """
+    transcripts, audio, hidden, other = [], [], 0, []
+    for path in sorted(split_dir.rglob("*")):
+        parts = path.relative_to(split_dir).parts
+        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            hidden += path.is_file()
+        elif not path.is_file():
+            continue
+        elif path.name.endswith(".trans.txt"):
+            transcripts.append(path)
+        elif path.suffix == ".flac":
+            audio.append(path)
+        else:
+            other.append(path)
+    if hidden:
+        logging.info(f"{split_dir}: ignoring {hidden} hidden file(s) (.DS_Store, macOS ._* or "
+                     "__MACOSX metadata)")
+    if other:
+        logging.warning(f"{split_dir}: ignoring {len(other)} file(s) that are neither *.flac "
+                        f"audio nor *.trans.txt transcripts, e.g. {other[0]}")
+    return transcripts, audio
+
+
 def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
     """Check one LibriSpeech-layout folder (e.g. ``LibriSpeech/dev-clean``) and list problems.
 
@@ -72,14 +101,20 @@ def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {split_dir}")
-    trans_files = sorted(split_dir.rglob("*.trans.txt"))
+    trans_files, audio_files = _list_split(split_dir)
     if not trans_files:
         raise FileNotFoundError(f"no *.trans.txt transcript files under {split_dir}")
     scan = SplitScan(split_dir)
     candidates: dict[str, tuple[str, Path]] = {}  # utt id -> (line, audio path)
     referenced: set[Path] = set()  # audio named by any transcript line, good or bad
     for trans in trans_files:
-        for line_no, raw in enumerate(trans.read_text().splitlines(), start=1):
+        try:
+            text = trans.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            scan.problems.append(f"{trans}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+                                 f"offset {e.start}); re-extract it from the corpus archive")
+            continue
+        for line_no, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
                 continue
             fields = raw.strip().split(maxsplit=1)
@@ -102,7 +137,7 @@ def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
                 scan.problems.append(f"{where}: transcript line {utt_id} has no audio file {audio}")
                 continue
             candidates[utt_id] = (f"{utt_id} {fields[1].strip()}", audio)
-    for orphan in sorted(set(split_dir.rglob("*.flac")) - referenced):
+    for orphan in sorted(set(audio_files) - referenced):
         scan.problems.append(f"{orphan}: audio file has no transcript line")
     with ThreadPoolExecutor(num_jobs) as pool:
         checks = list(pool.map(_check_audio, [a for _, a in candidates.values()]))

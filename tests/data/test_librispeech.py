@@ -3,11 +3,13 @@ input is named, and either stops the stage with nothing written or is skipped an
 
 import logging
 
+import numpy as np
 import pytest
 from lhotse import load_manifest
 
+from hourglass_w2v2.data.cuts import prepare_cut_sets
 from hourglass_w2v2.data.librispeech import BadCorpusError, prepare_corpus_manifests
-from hourglass_w2v2.data.testing import write_fake_librispeech
+from hourglass_w2v2.data.testing import write_fake_librispeech, write_utterance
 
 PARTS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 
@@ -138,3 +140,68 @@ def test_existing_parts_are_skipped(tree, caplog):
         assert prepare_corpus_manifests(corpus, manifests, "librispeech", ["dev-clean"]) == {}
     assert "dev-clean: manifests exist, skipping" in caplog.text
     assert before == {p: p.stat().st_mtime_ns for p in manifests.iterdir()}
+
+
+def _add_stray_files(corpus):
+    """What real downloads carry besides the corpus: LibriSpeech's top-level text files, macOS
+    metadata (.DS_Store, AppleDouble ``._*`` twins of audio and transcripts, __MACOSX) and
+    someone's notes."""
+    for name in ("README.TXT", "SPEAKERS.TXT", "CHAPTERS.TXT", "BOOKS.TXT", "LICENSE.TXT"):
+        (corpus / name).write_text("; LibriSpeech metadata\n")
+    audio = _first_audio(corpus)
+    chapter = audio.parent
+    apple = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \xff\xfe\x00"
+    (chapter / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1\x00\xff")
+    (corpus / "dev-clean" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (chapter / f"._{audio.name}").write_bytes(apple)
+    (chapter / f"._{chapter.parent.name}-{chapter.name}.trans.txt").write_bytes(apple)
+    macosx = corpus / "dev-clean" / "__MACOSX" / chapter.parent.name / chapter.name
+    macosx.mkdir(parents=True)
+    (macosx / f"._{audio.name}").write_bytes(apple)
+    (chapter / "notes.txt").write_text("re-recorded this chapter\n")
+    (chapter / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    return chapter
+
+
+def test_stray_files_are_ignored_and_reported(tree, caplog):
+    corpus, manifests, expected = tree
+    chapter = _add_stray_files(corpus)
+    with caplog.at_level(logging.INFO):
+        written = prepare_corpus_manifests(corpus, manifests, "librispeech", num_jobs=2)
+    assert {p: n for p, (n, _) in written.items()} == {p: len(expected[p]) for p in PARTS}
+    assert (f"{corpus / 'dev-clean'}: ignoring 5 hidden file(s) (.DS_Store, macOS ._* or "
+            "__MACOSX metadata)") in caplog.text
+    assert (f"{corpus / 'dev-clean'}: ignoring 2 file(s) that are neither *.flac audio nor "
+            f"*.trans.txt transcripts, e.g. {chapter / 'cover.jpg'}") in caplog.text
+
+
+def test_transcript_that_is_not_utf8_text_is_named(tree):
+    corpus, manifests, _ = tree
+    audio = _first_audio(corpus)
+    trans = audio.parent / f"{'-'.join(audio.stem.split('-')[:2])}.trans.txt"
+    trans.write_bytes(trans.read_bytes() + b"\xff\xfe broken\n")
+    with pytest.raises(BadCorpusError, match=rf"{trans}: not UTF-8 text \(byte 0xff at offset "
+                                             r"\d+\); re-extract it"):
+        prepare_corpus_manifests(corpus, manifests, "librispeech", PARTS, num_jobs=2)
+
+
+def test_other_sample_rates_are_counted_and_resampled_in_stage_3(tree, caplog):
+    corpus, manifests, expected = tree
+    chapter = _first_audio(corpus).parent
+    spk, chap = int(chapter.parent.name), int(chapter.name)
+    odd = {rate: write_utterance(chapter, spk, chap, 70 + i, "JULIET KILO", 2.345, rate)
+           for i, rate in enumerate((22050, 8000, 44100))}
+    with caplog.at_level(logging.INFO):
+        prepare_corpus_manifests(corpus, manifests, "librispeech", ["dev-clean"], num_jobs=2)
+    assert "3 not at 16000 Hz (resampled in stage 3)" in caplog.text
+    done = prepare_cut_sets(manifests, "librispeech", ["dev-clean"], ["dev-clean"])
+    assert done["dev-clean"].resampled == 3
+    cuts = load_manifest(manifests / "librispeech_cuts_dev-clean.jsonl.gz")
+    for utt in odd.values():
+        cut = cuts[utt.utt_id]
+        assert cut.sampling_rate == 16000
+        assert cut.duration == pytest.approx(utt.duration, abs=1e-6)
+        audio = cut.load_audio()
+        assert audio.shape == (1, cut.num_samples)
+        assert abs(cut.num_samples - 2.345 * 16000) <= 1
+        assert 0.1 < np.abs(audio).max() < 1.0  # the tone survived resampling
