@@ -5,7 +5,7 @@ import time
 import pytest
 from lhotse import load_manifest
 
-from hourglass_w2v2.data.testing import write_fake_librispeech
+from hourglass_w2v2.data.testing import write_fake_librispeech, write_utterance
 
 PARTS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 SUBSETS = ["train-10min", "train-1h", "train-10h"]
@@ -111,3 +111,33 @@ def test_bad_audio_stops_stage_1_with_nothing_written(tmp_path, recipe):
     sups = load_manifest(work / "data/manifests/librispeech_supervisions_test-other.jsonl.gz")
     assert len(sups) == len(expected["test-other"]) - 1
     assert "1 bad utterance(s) or file(s) were skipped" in out.stderr
+
+
+def test_download_as_shipped_with_strays_and_other_rates(tmp_path, recipe):
+    """Stages 1-3 on the trees as downloaded: LibriSpeech's top-level text files, Libri-Light's
+    phones/ and README, macOS metadata, a 22.05 kHz FLAC; nothing crashes, strays are logged."""
+    work = recipe.make(tmp_path, "librispeech")
+    expected = write_fake_librispeech(work / "download")
+    ls, ft = work / "download/LibriSpeech", work / "download/librispeech_finetuning"
+    for name in ("README.TXT", "SPEAKERS.TXT", "CHAPTERS.TXT", "BOOKS.TXT", "LICENSE.TXT"):
+        (ls / name).write_text("; metadata\n")
+    (ft / "phones").mkdir()
+    (ft / "phones/phones.txt").write_text("AA\n")
+    (ft / "README").write_text("Libri-light limited supervision\n")
+    fold = next((ft / "1h/0/clean").rglob("*.flac")).parent
+    (fold / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (fold / "notes.txt").write_text("to check\n")
+    first = next(iter(expected["train-clean-100"].values())).path.parent
+    odd = write_utterance(first, int(first.parent.name), int(first.name), 88, "GOLF HOTEL",
+                          4.2, 22050)
+    out = recipe.run(work, "--stage", "1", "--stop-stage", "3", "--num-jobs", "2")
+    assert out.returncode == 0, out.stderr
+    assert f"{ft / '1h/0/clean'}: ignoring 1 hidden file(s)" in out.stderr
+    assert (f"{ft / '1h/0/clean'}: ignoring 1 file(s) that are neither *.flac audio nor "
+            f"*.trans.txt transcripts, e.g. {fold / 'notes.txt'}") in out.stderr
+    assert "2 not at 16000 Hz (resampled in stage 3)" in out.stderr
+    cuts = load_manifest(work / "data/manifests/librispeech_cuts_pretrain.jsonl.gz")
+    assert cuts[odd.utt_id].sampling_rate == 16000
+    assert cuts[odd.utt_id].load_audio().shape == (1, round(4.2 * 16000))
+    sups = load_manifest(work / "data/manifests/librispeech_supervisions_train-1h.jsonl.gz")
+    assert len(sups) == len(expected["train-1h"])
