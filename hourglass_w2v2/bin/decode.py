@@ -113,7 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         decode(args)
     except (DecodeInputError, FileNotFoundError) as e:
-        logging.error("%s", e)  # into each method's log-decode-* too, not only the terminal
+        # into each method's log-decode-* too; the terminal gets it once, from SystemExit
+        record = logging.makeLogRecord({"msg": str(e), "levelno": logging.ERROR})
+        record.levelname = "ERROR"
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
         raise SystemExit(f"decode: error: {e}") from None
 
 
