@@ -4,6 +4,9 @@ A checkpoint is one ``torch.save`` dict at ``exp/NAME/checkpoints/ckpt-<update>.
 keys listed in :data:`CHECKPOINT_KEYS`. It is written to a temporary file in the same directory,
 fsynced and renamed over the final name, so a crash or a full disk mid-write never leaves a
 half-written file under a real checkpoint name, and the previous checkpoint is never touched.
+The same :func:`atomic_write` writes the experiment directory's small files (``config.yaml``,
+``train_info.json``); a process killed mid-write leaves only a hidden ``.*.tmp`` file, which
+:func:`remove_stale_temp_files` clears at the next start.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -35,16 +39,28 @@ CHECKPOINT_KEYS = (
     "metrics",
 )
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+# the temporary names atomic_write gives: ".<final name>.<mkstemp's 8 random chars>.tmp"
+_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+CORRUPT_SUFFIX = ".corrupt"
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temp file next to ``path``, fsync it, then rename over ``path``."""
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a checkpoint)."""
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(f)`` on a temp file next to ``path``, fsync it, then rename over ``path``.
+
+    Readers see the old file or the new one, never a part; a failure removes the temp file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            # mkstemp makes the file owner-only; give it the mode a plain open() would
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,6 +73,47 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` ``obj`` to ``path`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files :func:`atomic_write` left in ``directory`` when its process was
+    killed mid-write (SIGKILL, power loss); return them. Call it only while no write runs."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = sorted(p for p in directory.iterdir() if _TEMP_RE.match(p.name) and p.is_file())
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def set_aside(path: str | Path) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.corrupt`` (``.corrupt.1``, ... when taken),
+    out of the way of resume and rotation but kept for inspection; return the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    n = 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}.{n}")
+    os.replace(path, target)
+    return target
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
@@ -72,14 +129,26 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint dict; a file that is not one raises ``RuntimeError`` naming it."""
+def load_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` any pickled object; a missing, truncated or corrupt file raises
+    :class:`CheckpointError` naming it (torch's own errors never name the file)."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises several types for truncated/garbage files
-        raise RuntimeError(f"checkpoint {path} cannot be loaded ({type(e).__name__}: {e})") from e
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded: the file is truncated, corrupt or not a "
+            f"PyTorch file ({type(e).__name__}: {e})"
+        ) from e
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict; a file that is not one raises :class:`CheckpointError` (a
+    ``RuntimeError``) naming it."""
+    ckpt = load_torch_file(path, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise RuntimeError(f"checkpoint {path} is not a hourglass-w2v2 checkpoint (no 'model')")
+        raise CheckpointError(f"checkpoint {path} is not a hourglass-w2v2 checkpoint (no 'model')")
     return ckpt
 
 
@@ -97,10 +166,15 @@ def load_latest(ckpt_dir: str | Path) -> tuple[dict, Path] | None:
     return None
 
 
-def rotate_checkpoints(ckpt_dir: str | Path, keep_last: int, keep_every: int) -> list[Path]:
-    """Delete all but the last ``keep_last`` checkpoints and milestones; return the deleted."""
+def rotate_checkpoints(
+    ckpt_dir: str | Path, keep_last: int, keep_every: int, keep: str | Path | None = None
+) -> list[Path]:
+    """Delete all but the last ``keep_last`` checkpoints, milestones and ``keep``; return the
+    deleted. ``keep`` is the checkpoint just written: kept even when newer files sort after it."""
     ckpts = list_checkpoints(ckpt_dir)
     recent = {p for _, p in ckpts[-keep_last:]} if keep_last > 0 else {p for _, p in ckpts}
+    if keep is not None:
+        recent.add(Path(ckpt_dir) / Path(keep).name)
     removed = []
     for update, path in ckpts:
         if path in recent or (keep_every > 0 and update % keep_every == 0):
