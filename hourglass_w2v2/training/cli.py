@@ -7,9 +7,16 @@ import logging
 import sys
 from collections.abc import Callable
 
-from hourglass_w2v2.training.config import ExperimentConfig, load_config
+from hourglass_w2v2.training.checkpoint import CheckpointError
+from hourglass_w2v2.training.config import ConfigError, ExperimentConfig, load_config
 from hourglass_w2v2.training.distributed import cleanup_distributed
-from hourglass_w2v2.training.trainer import HealthError, NonFiniteError, Task, Trainer
+from hourglass_w2v2.training.trainer import (
+    HealthError,
+    NonFiniteError,
+    ResumeError,
+    Task,
+    Trainer,
+)
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -21,6 +28,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="experiment YAML (conf/*.yaml)")
     parser.add_argument("--exp-dir", required=True, help="experiment dir (resumed if it exists)")
+    parser.add_argument(
+        "--restart-from-scratch",
+        action="store_true",
+        help="when --exp-dir holds checkpoints but none of them loads, set them aside as "
+        "*.corrupt and train from update 0 (without it, training refuses to start)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return parser
 
@@ -31,17 +44,24 @@ def run(
     make_task: Callable[[ExperimentConfig], Task],
     extra_overrides: list[str] = (),
 ) -> int:
-    """Load the config, build the task and train; config errors exit 2 with the message."""
+    """Load the config, build the task and train; return the exit status.
+
+    2: bad input (a config value, a missing file, an unreadable ``--init`` or checkpoint), with
+    a message naming it and no traceback; 1: training failed (non-finite, health); 0: done.
+    """
     try:
         cfg = load_config(args.config, list(args.overrides) + list(extra_overrides))
         if cfg.task != task_name:
             raise ValueError(f"{args.config} is a '{cfg.task}' config, expected '{task_name}'")
         task = make_task(cfg)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        Trainer(cfg, task, args.exp_dir).fit()
+        Trainer(cfg, task, args.exp_dir, args.restart_from_scratch).fit()
+    except (ConfigError, FileNotFoundError, CheckpointError, ResumeError) as e:
+        logging.error("%s", e)  # logging is set up by now: the message lands in the log too
+        return 2
     except (NonFiniteError, HealthError) as e:
         logging.error("%s", e)
         return 1

@@ -33,6 +33,7 @@ from hourglass_w2v2.training.checkpoint import (
     average_checkpoints,
     list_checkpoints,
     load_checkpoint,
+    load_torch_file,
 )
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import (
@@ -116,7 +117,7 @@ def load_backbone_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, t
         return model.cfg, model.state_dict()
     if not path.is_file():
         raise FileNotFoundError(f"ctc.init: checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_torch_file(path)  # a truncated or corrupt file: an error naming it
     if isinstance(ckpt, dict) and "model_config" in ckpt and "model" in ckpt:
         return ModelConfig.from_dict(ckpt["model_config"]), ckpt["model"]
     if isinstance(ckpt, dict) and "model" in ckpt and ("cfg" in ckpt or "args" in ckpt):

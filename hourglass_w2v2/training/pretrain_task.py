@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -42,12 +44,42 @@ def model_config(cfg: ExperimentConfig) -> ModelConfig:
 
 
 def data_paths(d: DataConfig, train: bool) -> list[str]:
-    """Cut-set paths of the training (or validation) data named by the data section."""
+    """Cut-set paths of the training (or validation) data named by the data section.
+
+    A path that does not exist raises ``FileNotFoundError`` naming the config key and the
+    path, and for ``*_parts`` the parts that the manifest dir does hold.
+    """
+    kind = "train" if train else "valid"
     explicit = d.train_cuts if train else d.valid_cuts
     if explicit:
+        for p in explicit:
+            if not Path(p).is_file():
+                raise FileNotFoundError(f"data.{kind}_cuts: cut set {p} does not exist")
         return list(explicit)
-    parts = d.train_parts if train else d.valid_parts
-    return [str(cut_set_path(d.manifest_dir, d.corpus, p)) for p in parts]
+    paths = []
+    for part in d.train_parts if train else d.valid_parts:
+        path = cut_set_path(d.manifest_dir, d.corpus, part)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"data.{kind}_parts: part '{part}' has no cut set {path}; {_parts_held(d)}"
+            )
+        paths.append(str(path))
+    return paths
+
+
+def _parts_held(d: DataConfig) -> str:
+    """The parts of ``data.corpus`` in ``data.manifest_dir``, in words, for error messages."""
+    prefix = cut_set_path(d.manifest_dir, d.corpus, "").name.removesuffix(".jsonl.gz")
+    held = sorted(
+        p.name[len(prefix) : -len(".jsonl.gz")]
+        for p in Path(d.manifest_dir).glob(f"{prefix}*.jsonl.gz")
+    )
+    if held:
+        return f"the parts there are: {', '.join(held)}"
+    return (
+        f"{d.manifest_dir} holds no '{d.corpus}' cut sets (check data.manifest_dir and "
+        "data.corpus, or run prepare.sh up to stage 3)"
+    )
 
 
 def valid_cuts(d: DataConfig):
@@ -57,7 +89,12 @@ def valid_cuts(d: DataConfig):
 
 
 def train_cuts(d: DataConfig):
-    """The training cuts, joined by their ``speed_perturb`` copies, then duration-filtered."""
+    """The training cuts, joined by their ``speed_perturb`` copies, then duration-filtered.
+
+    The validation cut sets are looked up too, so that a wrong name fails now, not after
+    the first stretch of training.
+    """
+    data_paths(d, train=False)
     cuts = load_cuts(data_paths(d, train=True))
     if d.speed_perturb:
         cuts = speed_perturbed(cuts, d.speed_perturb)

@@ -37,8 +37,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from hourglass_w2v2.training.checkpoint import (
     atomic_save,
+    atomic_write_text,
+    list_checkpoints,
     load_latest,
+    remove_stale_temp_files,
     rotate_checkpoints,
+    set_aside,
 )
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.distributed import (
@@ -62,6 +66,10 @@ class NonFiniteError(RuntimeError):
 
 class HealthError(RuntimeError):
     """The health monitor found a failure and ``health.stop_on_failure`` is set."""
+
+
+class ResumeError(RuntimeError):
+    """The experiment directory holds checkpoints, but training cannot go on from them."""
 
 
 class Task:
@@ -202,9 +210,19 @@ def setup_logging(log_dir: Path, rank: int, name: str) -> Path:
 
 
 class Trainer:
-    """Runs ``cfg.trainer.max_updates`` updates of ``task`` in ``exp_dir``, resuming if it can."""
+    """Runs ``cfg.trainer.max_updates`` updates of ``task`` in ``exp_dir``, resuming if it can.
 
-    def __init__(self, cfg: ExperimentConfig, task: Task, exp_dir: str | Path) -> None:
+    When ``exp_dir`` holds checkpoints and none of them loads, it refuses to start unless
+    ``restart_from_scratch`` is set; then the unreadable ones are set aside (``*.corrupt``).
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        task: Task,
+        exp_dir: str | Path,
+        restart_from_scratch: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.task = task
         self.exp_dir = Path(exp_dir)
@@ -223,6 +241,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         self._stop_signal: int | None = None
         self.ddp: DistributedDataParallel | None = None  # set by _wrap() under torchrun
+        self.restart_from_scratch = restart_from_scratch
 
     # ------------------------------------------------------------------ set-up
     def _build(self) -> None:
@@ -264,8 +283,29 @@ class Trainer:
             self.model = torch.compile(self.model)
 
     def _resume(self) -> bool:
+        """Load the newest checkpoint that loads; set aside the unreadable ones newer than it.
+
+        Without any loadable one, starting afresh would let checkpoint rotation keep the
+        unreadable files (they sort as newest) and delete every new checkpoint, so it is
+        refused unless ``restart_from_scratch`` is set.
+        """
+        existing = [p for _, p in list_checkpoints(self.ckpt_dir)]
         found = load_latest(self.ckpt_dir)
+        if found is None and existing and not self.restart_from_scratch:
+            raise ResumeError(
+                f"no checkpoint in {self.ckpt_dir} can be loaded "
+                f"({', '.join(p.name for p in existing)}: see the errors above); to train "
+                "from update 0 in this directory, setting them aside as *.corrupt, rerun with "
+                "--restart-from-scratch, or use another --exp-dir"
+            )
+        unreadable = existing if found is None else existing[existing.index(found[1]) + 1 :]
+        barrier()  # every rank has looked at the files before rank 0 renames any
+        if self.dist.is_main:
+            for path in unreadable:
+                logging.warning("set aside unreadable checkpoint %s as %s", path, set_aside(path))
         if found is None:
+            if existing:
+                logging.warning("--restart-from-scratch: training from update 0")
             return False
         ckpt, path = found
         logging.info("resuming from %s (update %d)", path, ckpt["update"])
@@ -276,7 +316,7 @@ class Trainer:
         self.update, self.epoch = ckpt["update"], ckpt["epoch"]
         sampler_state = ckpt["sampler"]
         if sampler_state["num_shards"] != self.batches.num_shards:
-            raise ValueError(
+            raise ResumeError(
                 f"{path} was trained with {sampler_state['num_shards']} batches per update, this "
                 f"run has {self.batches.num_shards} (world_size x accum_grad); keep the global "
                 "batch and data.max_duration unchanged to resume"
@@ -338,7 +378,7 @@ class Trainer:
         if self.dist.is_main:
             atomic_save(state, path)
             for old in rotate_checkpoints(
-                self.ckpt_dir, self.cfg.trainer.keep_last, self.cfg.trainer.keep_every
+                self.ckpt_dir, self.cfg.trainer.keep_last, self.cfg.trainer.keep_every, keep=path
             ):
                 logging.info("removed old checkpoint %s", old.name)
             self.write_train_info()
@@ -347,6 +387,7 @@ class Trainer:
         return path if self.dist.is_main else None
 
     def write_train_info(self) -> None:
+        """``train_info.json``: size, updates, hours and init, for the results table."""
         info = {
             "num_params": self.num_params,
             "updates": self.update,
@@ -354,7 +395,40 @@ class Trainer:
             "audio_hours_seen": self.audio_seconds / 3600,
             "init": self.task.init_description(),
         }
-        (self.exp_dir / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_text(self.exp_dir / "train_info.json", json.dumps(info, indent=2) + "\n")
+
+    def write_config(self) -> None:
+        """``config.yaml``: the resolved config, every model field included."""
+        text = yaml.safe_dump(self.resolved_config, sort_keys=False)
+        atomic_write_text(self.exp_dir / "config.yaml", text)
+
+    def _start_files(self) -> None:
+        """Rank 0, before training: clear temp files of a killed save, and cut the metrics log
+        back to the resumed update, whose later lines the coming updates write again."""
+        for directory in (self.exp_dir, self.ckpt_dir):
+            for p in remove_stale_temp_files(directory):
+                logging.warning("removed %s, left by a save that was interrupted", p)
+        metrics = self.exp_dir / "log" / "train_metrics.jsonl"
+        if not metrics.is_file():
+            return
+        kept, dropped = [], 0
+        for line in metrics.read_text().splitlines():
+            try:
+                keep = json.loads(line)["update"] <= self.update
+            except (ValueError, KeyError, TypeError):
+                keep = False  # a line cut short by a kill
+            if keep:
+                kept.append(line + "\n")
+            else:
+                dropped += 1
+        if dropped:
+            atomic_write_text(metrics, "".join(kept))
+            logging.info(
+                "%s: dropped %d lines past update %d (written again as training goes on)",
+                metrics,
+                dropped,
+                self.update,
+            )
 
     # ------------------------------------------------------------------ the loop
     def _micro_batches(self) -> Iterator[list[dict]]:
@@ -494,9 +568,8 @@ class Trainer:
         self._wrap()
         main = self.dist.is_main
         if main:
-            (self.exp_dir / "config.yaml").write_text(
-                yaml.safe_dump(self.resolved_config, sort_keys=False)
-            )
+            self._start_files()
+            self.write_config()
             logging.info("log: %s", log_path)
             logging.info(
                 "%s: %d parameters, %d process(es) x accum %d x max_duration %g s per update, "
