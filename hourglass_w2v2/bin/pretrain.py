@@ -3,7 +3,9 @@
     torchrun --nproc-per-node N -m hourglass_w2v2.bin.pretrain \\
         --config conf/pretrain_tiny_hourglass.yaml --exp-dir exp/NAME [key=value ...]
 
-Starting again with the same ``--exp-dir`` resumes from its newest loadable checkpoint.
+Starting again with the same ``--exp-dir`` resumes from its newest loadable checkpoint. When
+it holds checkpoints and none of them loads, training refuses to start (exit status 2) unless
+``--restart-from-scratch`` is given, which sets them aside as ``*.corrupt``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from hourglass_w2v2.training.checkpoint import atomic_write_text
+
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.1 reads ``5e-4`` (no dot) as a string; every config writes lrs that way."""
@@ -307,8 +309,8 @@ class ExperimentConfig:
         return _plain(dataclasses.asdict(self))
 
     def to_yaml(self, path: str | Path) -> None:
-        """Write the resolved config."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Write the resolved config (atomically: a reader never sees half of it)."""
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def _plain(x: Any) -> Any:

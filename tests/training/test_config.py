@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,19 @@ def test_base_config_is_merged_section_by_section(tmp_path):
     (tmp_path / "a.yaml").write_text("base: b.yaml\n")
     with pytest.raises(ValueError, match="loops back"):
         load_config(tmp_path / "b.yaml")
+
+
+def test_to_yaml_replaces_the_file_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "config.yaml"
+    load_config(None, ["optim.lr=1e-4"]).to_yaml(path)
+    before = path.read_text()
+    assert load_config(path).optim.lr == 1e-4
+
+    def disk_full(fd):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # the write fails before the rename
+    with pytest.raises(OSError, match="No space"):
+        load_config(None, ["optim.lr=2e-4"]).to_yaml(path)
+    monkeypatch.undo()
+    assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
