@@ -7,6 +7,7 @@ default suite because they guard what CI must. The in-process resume check is in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,8 @@ def test_exact_resume_after_sigkill(corpus, tmp_path, helpers):
     _wait(run_straight)
     a, b = helpers.read_metrics(straight), helpers.read_metrics(resumed)
     assert sorted(a) == sorted(b) == list(range(1, 9))
+    lines = (resumed / "log" / "train_metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in lines] == list(range(1, 9))  # each once
     for u in range(resume_from + 1, 9):
         for key in ("loss", "contrastive_loss", "accuracy", "grad_norm"):
             assert abs(a[u][key] - b[u][key]) <= 1e-6, (u, key, a[u][key], b[u][key])
