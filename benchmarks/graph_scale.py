@@ -31,6 +31,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,8 +95,9 @@ def _grow_unique(sample, target: int, rng: np.random.Generator) -> np.ndarray:
     keys = np.empty(0, dtype=np.int64)
     while len(keys) < target:
         need = target - len(keys)
-        # batches of at most 8M draws keep the (N, order) id arrays small
-        new = np.unique(sample(min(max(2 * need, 1000), 8_000_000)))
+        # big batches even when few keys are missing: each round re-sorts all keys; at most 8M
+        # draws keep the (N, order) id arrays small
+        new = np.unique(sample(min(max(2 * need, target // 4, 1000), 8_000_000)))
         keys = np.union1d(keys, new)
     if len(keys) > target:
         keys = np.sort(rng.choice(keys, size=target, replace=False))
@@ -415,11 +417,55 @@ def _limit_memory(max_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
 
 
+class RssSampler(threading.Thread):
+    """Polls a process's resident set size; :meth:`take` returns the peak since the last call."""
+
+    def __init__(self, pid: int, period: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.peak_kb = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.period):
+            self.sample()
+
+    def sample(self) -> None:
+        try:
+            text = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return
+        m = re.search(r"VmRSS:\s+(\d+)", text)
+        if m:
+            with self.lock:
+                self.peak_kb = max(self.peak_kb, int(m.group(1)))
+
+    def take(self) -> int:
+        self.sample()  # phases shorter than the period get their end value
+        with self.lock:
+            peak, self.peak_kb = self.peak_kb, 0
+        return peak
+
+
+def _phase_name(line: str) -> str | None:
+    """Short name of the work a child's INFO log line says has just finished."""
+    if " INFO " not in line:
+        return None
+    msg = line.split(" INFO ", 1)[1].strip()
+    msg = re.sub(r"/\S+/", "", msg)  # paths -> file names
+    return re.sub(r" in [\d.]+ s:.*| \(.*\)$", "", msg)
+
+
 def run_step(name: str, args: argparse.Namespace, log) -> dict:
-    """Run one step in a child process; wall time, peak RSS (``wait4``) and its results."""
+    """Run one step in a child process: wall time, peak RSS (``wait4``), results, phases.
+
+    Phases are the spans between the child's INFO log lines (``compile_graphs`` logs one per
+    graph), each with its wall time and the peak of the RSS polled every 0.5 s.
+    """
     log.write(f"=== {name}: {' '.join(_command(name, args))}\n")
     log.flush()
-    start = time.perf_counter()
+    start = last = time.perf_counter()
     limit = int(args.max_memory_gb * 1024**3)
     proc = subprocess.Popen(
         _command(name, args),
@@ -428,13 +474,22 @@ def run_step(name: str, args: argparse.Namespace, log) -> dict:
         text=True,
         preexec_fn=(lambda: _limit_memory(limit)) if args.max_memory_gb > 0 else None,
     )
-    output = []
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    output, phases = [], []
     assert proc.stdout is not None
     for line in proc.stdout:
         output.append(line)
         log.write(line)
         log.flush()
+        phase = _phase_name(line)
+        if phase is not None:
+            now = time.perf_counter()
+            phases.append({"phase": phase, "wall_s": round(now - last, 1), "rss_mb": 0})
+            phases[-1]["rss_mb"] = sampler.take() // 1024
+            last = now
     _, status, usage = os.wait4(proc.pid, 0)
+    sampler.stopped.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -443,6 +498,8 @@ def run_step(name: str, args: argparse.Namespace, log) -> dict:
             f"see {args.log}"
         )
     result = {"step": name, "wall_s": round(wall, 1), "peak_rss_mb": usage.ru_maxrss // 1024}
+    if name == "compile_graphs":
+        result["phases"] = phases
     text = "".join(output)
     for line in output:
         if line.startswith("RESULT "):
@@ -562,6 +619,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{describe(result, args)} |",
                 flush=True,
             )
+            for phase in result.get("phases", []):
+                print(
+                    f"| ... {phase['phase']} | {phase['wall_s']:.1f} | {phase['rss_mb']:,} | |",
+                    flush=True,
+                )
     (args.work_dir / "graph_scale.json").write_text(json.dumps(results, indent=1))
 
 
