@@ -1,19 +1,20 @@
 """Language side at LibriSpeech size: lang dir, 3-gram, HLG, 1best search, 4-gram load.
 
-The official LibriSpeech LM files are stand-ins here: a generated word list (syllable words,
+Stand-ins for the official LibriSpeech LM files are generated: a word list (syllable words,
 Zipf-distributed, shorter words more frequent), transcripts sampled from it, and ARPA n-gram
-models with the official files' n-gram counts per order (``--scale`` multiplies them). Every
-n-gram's prefix and suffix are n-grams of the order below, as in a pruned back-off LM. The lang
-dir and graphs are then made by the recipe's own entry points, each in its own process:
+models sized like the official files (``COUNTS_3GRAM``, ``COUNTS_4GRAM``; ``--scale``
+multiplies them). Every n-gram's prefix and suffix are n-grams of the order below, as in a
+pruned back-off LM. The lang dir and graphs are then made by the recipe's own entry points,
+each step in its own process:
 
 1. ``words``: word list, transcripts (sentencepiece training text), sentences to decode;
 2. ``prepare_lang``: ``python -m hourglass_w2v2.bin.prepare_lang --unit bpe --vocab-size 500``;
-3. ``arpa3``: the 3-gram ARPA (counts of ``3-gram.pruned.1e-7.arpa``);
+3. ``arpa3``: the 3-gram ARPA (sized like ``3-gram.pruned.1e-7.arpa``);
 4. ``compile_graphs``: ``python -m hourglass_w2v2.bin.compile_graphs --arpa ...`` (H, L, HL,
-   G with kaldilm, LG and HLG with kaldifst); its log gives the LG / HLG sub-steps;
+   G with kaldilm, LG and HLG with kaldifst); one phase row per graph it logs;
 5. ``search``: ``HLG.fst`` loaded with ``load_graph`` and searched by ``GraphSearch.best_path``
    (the ``1best`` method) over peaky CTC posteriors of the sentences (50 frames/s);
-6. ``arpa4`` / ``rescore_lm``: a 4-gram ARPA with the counts of ``4-gram.arpa`` (written
+6. ``arpa4`` / ``rescore_lm``: a 4-gram ARPA sized like ``4-gram.arpa`` (written
    streaming) and its load by the ``lm-rescore`` method's ``NgramScorer`` (kenlm).
 
 For each step the script prints wall time, the peak RSS of the step's process (``wait4``) and
@@ -37,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-# n-gram counts per order of the official files (openslr.org/11), scaled by --scale
+# n-gram counts per order sized like the official files (openslr.org/11): 200,003 unigrams,
+# ~3.8M (3-gram.pruned.1e-7) and ~145M (4-gram) n-grams in all; the split per order is estimated
 COUNTS_3GRAM = (200_003, 1_635_000, 1_965_000)
 COUNTS_4GRAM = (200_003, 38_229_000, 63_056_000, 44_002_000)
 FRAMES_PER_SECOND = 50
