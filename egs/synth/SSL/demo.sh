@@ -44,8 +44,8 @@ fi
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
-pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=(trainer.max_updates=$pretrain_updates)
-finetune_overrides=(); [ -z "$finetune_updates" ] || finetune_overrides=(trainer.max_updates=$finetune_updates)
+pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=("trainer.max_updates=$pretrain_updates")
+finetune_overrides=(); [ -z "$finetune_updates" ] || finetune_overrides=("trainer.max_updates=$finetune_updates")
 suffix=""
 [ "$size" = default ] || suffix="_$size"
 pre=exp/demo_pretrain$suffix
@@ -56,16 +56,16 @@ log "prepare.sh (size $size)"
 ./prepare.sh --size "$size" --bpe-vocab-sizes ""   # the demo decodes with chars only
 log "prepare done after $(elapsed)"
 
-./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --config "$pretrain_config" \
+./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --train-config "$pretrain_config" \
   --exp-dir "$pre" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
 log "pretraining done after $(elapsed)"
 
-./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
+./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --train-config "$finetune_config" \
   --init "$pre" --exp-dir "$ft_pre" --decode-opts "--lm-scales $lm_scales" \
   ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 log "fine-tuning + decoding of the pretrained model done after $(elapsed)"
 
-./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --config "$finetune_config" \
+./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --train-config "$finetune_config" \
   --init scratch --exp-dir "$ft_scratch" --decode-opts "--lm-scales $lm_scales" \
   ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 log "fine-tuning + decoding of the from-scratch baseline done after $(elapsed)"

@@ -1,0 +1,188 @@
+"""The recipes' run.sh: which command each stage runs, with which options.
+
+A stand-in ``python`` first on PATH records every call's arguments instead of training, so the
+whole script runs in a fraction of a second and each test reads the exact command lines.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = ["synth", "librispeech"]
+DEFAULT_CONFIGS = {
+    "synth": ("conf/pretrain_tiny_hourglass.yaml", "conf/finetune_tiny_10min.yaml"),
+    "librispeech": ("conf/pretrain_base_hourglass.yaml", "conf/finetune_base_10min.yaml"),
+}
+FAKE_PYTHON = """#!/usr/bin/env bash
+printf '%s\\n' "$@" > "$CALLS/$(date +%s%N)"
+"""
+
+
+def run_sh(work: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """Run ./run.sh ARGS in ``work``; return the process and each python call's argv."""
+    calls = work / "calls"
+    calls.mkdir(exist_ok=True)
+    for old in calls.iterdir():
+        old.unlink()
+    env = dict(os.environ, PATH=f"{work / 'bin'}:{os.environ['PATH']}", CALLS=str(calls))
+    out = subprocess.run(["./run.sh", *args], cwd=work, env=env, capture_output=True, text=True,
+                         timeout=30)
+    argvs = [p.read_text().splitlines() for p in sorted(calls.iterdir())]
+    return out, argvs
+
+
+@pytest.fixture(params=RECIPES)
+def work(request, tmp_path: Path) -> Path:
+    """A scratch folder of one recipe (run.sh, conf, local, utils) with the stand-in python."""
+    recipe = request.param
+    work = tmp_path / "SSL"
+    work.mkdir()
+    for name in ("run.sh", "conf"):
+        (work / name).symlink_to(REPO / "egs" / recipe / "SSL" / name)
+    for name in ("local", "utils"):
+        (work / name).symlink_to(REPO / name)
+    (work / "bin").mkdir()
+    (work / "bin/python").write_text(FAKE_PYTHON)
+    (work / "bin/python").chmod(0o755)
+    return work
+
+
+def recipe_of(work: Path) -> str:
+    """The recipe whose run.sh ``work`` links (egs/<recipe>/SSL/run.sh)."""
+    return (work / "run.sh").resolve().parts[-3]
+
+
+def make_checkpoints(exp: Path, names: list[str]) -> None:
+    (exp / "checkpoints").mkdir(parents=True)
+    for name in names:
+        (exp / "checkpoints" / name).write_bytes(b"")
+
+
+def value_after(argv: list[str], option: str) -> str:
+    return argv[argv.index(option) + 1]
+
+
+def test_stage_2_picks_the_newest_checkpoint_in_an_exp_dir_with_hyphens(work):
+    make_checkpoints(work / "exp/my-run", ["ckpt-9.pt", "ckpt-150.pt", "ckpt-20.pt"])
+    out, calls = run_sh(work, "--stage", "2", "--stop-stage", "2", "--init", "exp/my-run",
+                        "--exp-dir", "exp/ft-10min")
+    assert out.returncode == 0, out.stderr
+    [argv] = calls
+    assert value_after(argv, "--init") == "exp/my-run/checkpoints/ckpt-150.pt"
+    assert argv[:4] == ["-m", "torch.distributed.run", "--nproc-per-node",
+                        "1" if recipe_of(work) == "synth" else "8"]
+    assert value_after(argv, "--exp-dir") == "exp/ft-10min"
+    assert argv[argv.index("-m", 1) + 1] == "hourglass_w2v2.bin.finetune"
+
+
+def test_newest_checkpoint_skips_set_aside_and_temporary_files(work):
+    make_checkpoints(work / "exp/a-b", ["ckpt-1000.pt.corrupt", "ckpt-2000.pt.tmp", "ckpt-99.pt",
+                                        "ckpt-best.pt", "ckpt-100.pt"])
+    out, [argv] = run_sh(work, "--stage", "2", "--stop-stage", "2", "--init", "exp/a-b")
+    assert out.returncode == 0, out.stderr
+    assert value_after(argv, "--init") == "exp/a-b/checkpoints/ckpt-100.pt"
+
+
+def test_exp_dir_without_checkpoints_stops_stage_2_naming_it(work):
+    (work / "exp/pre-train/checkpoints").mkdir(parents=True)
+    out, calls = run_sh(work, "--stage", "2", "--stop-stage", "3", "--init", "exp/pre-train")
+    assert out.returncode == 1
+    assert "run.sh: no checkpoint ckpt-<update>.pt in exp/pre-train/checkpoints" in out.stderr
+    assert calls == []
+
+
+def test_train_config_reaches_each_trainer_and_defaults_per_stage(work):
+    pretrain, finetune = DEFAULT_CONFIGS[recipe_of(work)]
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch")
+    assert out.returncode == 0, out.stderr
+    assert [value_after(argv, "--config") for argv in calls] == [pretrain, finetune]
+    assert "hourglass_w2v2.bin.pretrain" in calls[0] and "--init-from-scratch" in calls[1]
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "1",
+                        "--train-config", "conf/mine.yaml", "trainer.max_updates=7")
+    assert out.returncode == 0, out.stderr
+    assert value_after(calls[0], "--config") == "conf/mine.yaml"
+    assert calls[0][-1] == "trainer.max_updates=7"
+
+
+@pytest.mark.parametrize("args", [["--config", "conf/x.yaml"], ["--config=conf/x.yml"]])
+def test_yaml_given_as_config_is_refused_with_the_option_to_use(work, args):
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "1", *args)
+    assert out.returncode == 1
+    value = args[-1].split("=", 1)[-1]
+    assert (f"run.sh: --config {value}: --config sources a shell file of option defaults "
+            f"(Kaldi's convention); give the YAML experiment config as --train-config {value}"
+            ) in out.stderr
+    assert calls == []
+
+
+def test_config_file_of_shell_options_still_works(work):
+    (work / "my_opts.sh").write_text("stage=3\nstop_stage=3\nmethods=ctc-greedy\n")
+    out, [argv] = run_sh(work, "--config", "my_opts.sh")
+    assert out.returncode == 0, out.stderr
+    assert "hourglass_w2v2.bin.decode" in argv and value_after(argv, "--method") == "ctc-greedy"
+
+
+def test_restart_from_scratch_is_passed_to_both_trainers_only_when_asked(work):
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch")
+    assert out.returncode == 0 and all("--restart-from-scratch" not in a for a in calls)
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch",
+                        "--restart-from-scratch", "true")
+    assert out.returncode == 0, out.stderr
+    assert len(calls) == 2 and all("--restart-from-scratch" in a for a in calls)
+    out, _ = run_sh(work, "--stage", "1", "--stop-stage", "1", "--restart-from-scratch", "yes")
+    assert out.returncode == 1
+    assert "option --restart-from-scratch expects true or false, got 'yes'" in out.stderr
+
+
+def test_decode_opts_pass_extra_test_sets_and_skip_bad(work):
+    out, [argv] = run_sh(work, "--stage", "3", "--stop-stage", "3", "--exp-dir", "exp/ft",
+                         "--test-sets", "test-clean",
+                         "--decode-opts", "--cuts mine=data/mine.jsonl.gz --skip-bad")
+    assert out.returncode == 0, out.stderr
+    assert argv[:2] == ["-m", "hourglass_w2v2.bin.decode"]
+    assert value_after(argv, "--test-sets") == "test-clean"
+    assert argv[-3:] == ["--cuts", "mine=data/mine.jsonl.gz", "--skip-bad"]
+
+
+def test_results_opts_pass_strict_over_every_exp_dir(work):
+    for name in ("a", "b-c"):
+        (work / "exp" / name).mkdir(parents=True)
+    out, [argv] = run_sh(work, "--stage", "4", "--results-opts", "--strict")
+    assert out.returncode == 0, out.stderr
+    assert argv == ["-m", "hourglass_w2v2.bin.results", "exp/a/", "exp/b-c/", "--out",
+                    "exp/results.md", "--csv", "exp/results.csv", "--strict"]
+
+
+def test_results_without_exp_dirs_says_what_to_run(work):
+    out, calls = run_sh(work, "--stage", "4")
+    assert out.returncode == 1
+    assert "no experiment directory under exp/ to tabulate; run stages 1-3 first" in out.stderr
+    assert calls == []
+
+
+def test_help_names_the_options_recipe_users_need(work):
+    out, calls = run_sh(work, "--help")
+    assert out.returncode == 0 and calls == []
+    for text in ("--train-config", "--restart-from-scratch", "--cuts", "--skip-bad", "--strict",
+                 "--decode-opts", "--results-opts"):
+        assert text in out.stdout
+
+
+def test_run_sh_holds_its_stages(work):
+    """Each stage is read in run.sh itself, as in prepare.sh, not in a sourced file."""
+    text = (work / "run.sh").read_text()
+    for n in (1, 2, 3, 4):
+        assert f"if [ $stage -le {n} ] && [ $stop_stage -ge {n} ]; then" in text
+        assert f'log "Stage {n}: ' in text
+    assert "local/" not in text.split("set -euo pipefail", 1)[1]
+
+
+def test_world_size_zero_is_refused(work):
+    out, calls = run_sh(work, "--stage", "1", "--world-size", "0")
+    assert out.returncode == 1 and calls == []
+    assert "run.sh: --world-size must be at least 1 (one process per GPU), got 0" in out.stderr
