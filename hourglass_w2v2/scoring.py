@@ -31,6 +31,8 @@ from pathlib import Path
 
 import kaldialign
 
+from hourglass_w2v2.fileio import atomic_write_text
+
 ERR = "*"
 
 Result = tuple[str, list[str], list[str]]  # (cut_id, ref words, hyp words)
@@ -54,14 +56,6 @@ class ErrorStats:
     def error_rate(self) -> float:
         """Error rate in percent."""
         return 100.0 * self.errors / self.ref_len
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def to_chars(results: Sequence[Result]) -> list[Result]:
@@ -228,7 +222,7 @@ def write_results(
     out_dir.mkdir(parents=True, exist_ok=True)
     wer, cer, files = score_results(test_set, key, results)
     for name, text in files.items():
-        write_atomic(out_dir / name, text)
+        atomic_write_text(out_dir / name, text)
     return wer, cer
 
 
@@ -280,10 +274,10 @@ def write_summaries(
     record: dict[str, object] | None = None,
 ) -> None:
     """Write ``wer-summary-<test>.txt`` and ``cer-summary-<test>.txt``."""
-    write_atomic(
+    atomic_write_text(
         Path(out_dir) / f"cer-summary-{test_set}.txt", format_summary(cers, "CER", record)
     )
-    write_atomic(
+    atomic_write_text(
         Path(out_dir) / f"wer-summary-{test_set}.txt", format_summary(wers, "WER", record)
     )
 

@@ -23,16 +23,15 @@ from pathlib import Path
 
 import torch
 
+from hourglass_w2v2.checkpoint import CheckpointMismatchError, load_ctc_model, resolve_checkpoint
 from hourglass_w2v2.decoding.kaldi_backend import SearchOptions
 from hourglass_w2v2.decoding.methods import GRAPHS, METHODS, Decoder
 from hourglass_w2v2.decoding.runner import (
     DecodeInputError,
     check_test_set_names,
     decode_test_set,
-    load_ctc_model,
     open_test_set,
     recipe_test_set,
-    resolve_checkpoint,
 )
 from hourglass_w2v2.lang.tokenizer import Tokenizer
 
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("nothing to decode: give --test-sets and/or --cuts")
     try:
         decode(args)
-    except (DecodeInputError, FileNotFoundError) as e:
+    except (DecodeInputError, CheckpointMismatchError, FileNotFoundError) as e:
         # into each method's log-decode-* too; the terminal gets it once, from SystemExit
         record = logging.makeLogRecord({"msg": str(e), "levelno": logging.ERROR})
         record.levelname = "ERROR"

@@ -21,7 +21,8 @@ from pathlib import Path
 from lhotse import CutSet, load_manifest, validate
 from lhotse.utils import fastcopy
 
-from hourglass_w2v2.data.librispeech import SAMPLE_RATE, atomic_to_file, manifest_paths
+from hourglass_w2v2.data.librispeech import manifest_paths, save_manifest
+from hourglass_w2v2.models import SAMPLE_RATE
 
 MIN_SAMPLE_SIZE = 32_000  # fairseq's min_sample_size: shorter pretraining cuts are skipped
 MAX_SAMPLE_SIZE = 250_000  # fairseq's max_sample_size: longer ones are cropped when loaded
@@ -123,7 +124,7 @@ def prepare_cut_sets(manifest_dir: str | Path, prefix: str, parts: list[str],
             continue
         bounds = finetune_duration if part in finetune_parts else (None, None)
         cuts, stats = make_cuts(manifest_dir, prefix, part, *bounds)
-        atomic_to_file(cuts, out)
+        save_manifest(cuts, out)
         done[part] = stats
         logging.info(f"{prefix} {part}: {stats.describe()}")
     out = cuts_path(manifest_dir, prefix, "pretrain")
@@ -141,7 +142,7 @@ def prepare_cut_sets(manifest_dir: str | Path, prefix: str, parts: list[str],
                          f"({min_seconds:g} s, min_sample_size) in {pretrain_parts}")
     _check_unique_ids(pieces)
     combined = CutSet.from_cuts(c for piece in pieces.values() for c in piece)
-    atomic_to_file(combined.shuffle(random.Random(seed)).to_eager(), out)
+    save_manifest(combined.shuffle(random.Random(seed)).to_eager(), out)
     done["pretrain"] = total
     logging.info(f"{prefix} pretrain ({' + '.join(pretrain_parts)}): {total.describe()}")
     return done

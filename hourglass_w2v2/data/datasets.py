@@ -19,8 +19,6 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from lhotse.lazy import LazyIteratorChain
 
-SAMPLE_RATE = 16000
-
 
 class CorruptAudioError(RuntimeError):
     """Audio of a cut could not be read; the message names the cut id and its source."""

@@ -13,17 +13,19 @@ own LibriSpeech recipe code (``lhotse.recipes.librispeech.parse_utterance``, wha
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes.librispeech import LIBRISPEECH, parse_utterance
 
-SAMPLE_RATE = 16000
+from hourglass_w2v2.fileio import atomic_output
+from hourglass_w2v2.models import SAMPLE_RATE
+
 MAX_LISTED_PROBLEMS = 20
 
 
@@ -211,15 +213,10 @@ def manifests_from_scans(scans: Iterable[SplitScan], num_jobs: int = 4,
     return recordings, supervisions
 
 
-def atomic_to_file(manifest, path: str | Path) -> None:
-    """Write a lhotse manifest to a hidden temporary name in the same folder, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")  # keeps the .jsonl.gz suffix
-    try:
+def save_manifest(manifest: Any, path: str | Path) -> None:
+    """Write a lhotse manifest (any set with ``to_file``) through :func:`atomic_output`."""
+    with atomic_output(path, keep_suffix=True) as tmp:
         manifest.to_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def manifest_paths(manifest_dir: str | Path, prefix: str, part: str) -> tuple[Path, Path]:
@@ -234,8 +231,8 @@ def write_manifests(recordings: RecordingSet, supervisions: SupervisionSet,
     """Write one part's manifests; the supervisions go last, so they mark completeness."""
     rec_path, sup_path = manifest_paths(manifest_dir, prefix, part)
     rec_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_to_file(recordings, rec_path)
-    atomic_to_file(supervisions, sup_path)
+    save_manifest(recordings, rec_path)
+    save_manifest(supervisions, sup_path)
 
 
 def hours(supervisions: SupervisionSet) -> float:

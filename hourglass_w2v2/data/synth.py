@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import random
 import shutil
 import subprocess
@@ -29,9 +28,10 @@ import soundfile as sf
 from tqdm import tqdm
 
 from hourglass_w2v2.data.grammar import SentenceGrammar, build_lexicon, unique_sentences
+from hourglass_w2v2.fileio import atomic_output
 from hourglass_w2v2.lang.lm import NGrams, backoff_logprob, read_arpa, train_arpa
+from hourglass_w2v2.models import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 SUBSETS = ("train-clean-100", "dev-clean", "test-clean", "test-other")
 
 ACCENTS = (
@@ -189,9 +189,8 @@ def render_utterance(job: UtteranceJob) -> tuple[str, int]:
     noise = _colored_noise(rng, len(speech), spk.noise_tilt)
     mixed = speech + noise * np.sqrt(speech_power / 10 ** (job.snr_db / 10.0))
     mixed *= 10 ** (spk.level_db / 20.0) / (np.abs(mixed).max() + 1e-9)
-    tmp = f"{job.path}.tmp.flac"
-    sf.write(tmp, np.clip(mixed, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, job.path)
+    with atomic_output(job.path) as tmp:
+        sf.write(tmp, np.clip(mixed, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
     return job.path, len(mixed)
 
 

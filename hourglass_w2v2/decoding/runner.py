@@ -33,9 +33,9 @@ from lhotse import CutSet, Recording, SupervisionSegment
 from lhotse.cut import Cut
 from tqdm import tqdm
 
-from hourglass_w2v2.data.datasets import SAMPLE_RATE, CorruptAudioError, CtcDataset, cut_set_path
+from hourglass_w2v2.data.datasets import CorruptAudioError, CtcDataset, cut_set_path
 from hourglass_w2v2.decoding.methods import Decoder
-from hourglass_w2v2.lang.tokenizer import Tokenizer
+from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.scoring import (
     Result,
     format_summary,
@@ -44,7 +44,6 @@ from hourglass_w2v2.scoring import (
     score_results,
     write_group,
 )
-from hourglass_w2v2.training.checkpoint import list_checkpoints, load_checkpoint
 
 #: problems listed in one error message; the rest are counted
 MAX_LISTED = 20
@@ -74,93 +73,6 @@ def _listing(problems: list[str]) -> str:
     shown = "\n  ".join(problems[:MAX_LISTED])
     more = len(problems) - MAX_LISTED
     return "\n  " + shown + (f"\n  ... and {more} more" if more > 0 else "")
-
-
-def resolve_checkpoint(exp_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
-    """The checkpoint to decode: ``checkpoint`` if given, else ``averaged.pt``, ``best.pt``,
-    the newest ``ckpt-*.pt`` of ``<exp_dir>/checkpoints``; a clear error when there is none."""
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        return path
-    ckpt_dir = Path(exp_dir) / "checkpoints"
-    for name in ("averaged.pt", "best.pt"):
-        if (ckpt_dir / name).is_file():
-            return ckpt_dir / name
-    found = list_checkpoints(ckpt_dir)
-    if not found:
-        raise FileNotFoundError(
-            f"no checkpoint in {ckpt_dir} (looked for averaged.pt, best.pt, ckpt-*.pt); "
-            "fine-tune first (run.sh stage 2) or pass --checkpoint"
-        )
-    return found[-1][1]
-
-
-def load_ctc_model(
-    ckpt_path: str | Path, tokenizer: Tokenizer, device: torch.device
-) -> tuple[torch.nn.Module, dict]:
-    """Build the CTC model of a fine-tuning checkpoint and check it against the lang dir.
-
-    The lang dir's unit count must equal the CTC head's output size, else the error names both
-    (and the lang dir the model was trained with), and its units must be the checkpoint's id for
-    id (:func:`check_units`), since decoding with the wrong units would silently produce garbage.
-    """
-    from hourglass_w2v2.models import ModelConfig, build_model
-
-    ckpt = load_checkpoint(ckpt_path)
-    if ckpt.get("task") != "ctc":
-        raise DecodeInputError(
-            f"checkpoint {ckpt_path} is a {ckpt.get('task')!r} checkpoint, not a CTC one; "
-            "decode a fine-tuned model"
-        )
-    head = ckpt["model"].get("ctc_head.weight")
-    vocab_size = int(ckpt["vocab_size"]) if ckpt.get("vocab_size") else int(head.shape[0])
-    if vocab_size != tokenizer.vocab_size:
-        raise DecodeInputError(
-            f"lang dir {tokenizer.lang_dir} has {tokenizer.vocab_size} units but the CTC head of "
-            f"{ckpt_path} has {vocab_size} outputs (it was trained with lang dir "
-            f"{ckpt.get('lang_dir')}); pass the matching --lang-dir"
-        )
-    check_units(ckpt, ckpt_path, tokenizer)
-    model = build_model(
-        ModelConfig.from_dict(ckpt["model_config"]), task="ctc", vocab_size=vocab_size
-    )
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    return model, ckpt
-
-
-def check_units(ckpt: dict, ckpt_path: str | Path, tokenizer: Tokenizer) -> None:
-    """Refuse a lang dir whose units differ, id for id, from those the checkpoint recorded.
-
-    Fine-tuning checkpoints record ``tokens`` (the unit of every CTC output). A checkpoint
-    without them (written before they were recorded) is decoded with a warning, since only the
-    unit count can be checked then.
-    """
-    tokens = ckpt.get("tokens")
-    if tokens is None:
-        logging.warning(
-            "checkpoint %s records no units (it predates that record): only the unit count of "
-            "lang dir %s was checked, not their order; make sure it is the lang dir the model "
-            "was fine-tuned with (%s)",
-            ckpt_path,
-            tokenizer.lang_dir,
-            ckpt.get("lang_dir"),
-        )
-        return
-    ours = tokenizer.id2token
-    differ = [i for i, (a, b) in enumerate(zip(ours, tokens, strict=False)) if a != b]
-    if differ or len(ours) != len(tokens):
-        i = differ[0] if differ else min(len(ours), len(tokens))
-        here = repr(ours[i]) if i < len(ours) else "missing"
-        there = repr(tokens[i]) if i < len(tokens) else "missing"
-        raise DecodeInputError(
-            f"{tokenizer.lang_dir / 'tokens.txt'}: id {i} is {here} here but {there} in the units "
-            f"{ckpt_path} was fine-tuned with (lang dir {ckpt.get('lang_dir')}; {len(differ)} of "
-            f"{len(tokens)} ids differ): decoding would map outputs to the wrong units; pass "
-            "that lang dir as --lang-dir"
-        )
 
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})

@@ -21,12 +21,12 @@ in ``tokens.txt``).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 import kaldifst
 
+from hourglass_w2v2.fileio import atomic_output
 from hourglass_w2v2.lang.lm import arpa_to_fst_txt
 from hourglass_w2v2.lang.prepare import Lexicon, read_lexicon
 from hourglass_w2v2.lang.tokenizer import read_token_table
@@ -132,10 +132,9 @@ def _num_arcs(fst: kaldifst.StdVectorFst) -> int:
 
 
 def _write(fst: kaldifst.StdVectorFst, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if not fst.write(str(tmp)):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        if not fst.write(str(tmp)):
+            raise OSError(f"could not write {path} (kaldifst failed on {tmp}): check free space")
     logging.info("wrote %s (%d states, %d arcs)", path, fst.num_states, _num_arcs(fst))
 
 

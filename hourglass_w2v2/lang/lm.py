@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import arpabo
 import kaldilm
 
+from hourglass_w2v2.fileio import atomic_output, atomic_write_text
 from hourglass_w2v2.lang.prepare import iter_text
 
 NGrams = list[dict[tuple[str, ...], tuple[float, float]]]  # order-1 -> ngram -> (log10 p, bow)
@@ -45,12 +45,11 @@ def train_arpa(
     if num_lines == 0:
         raise ValueError(f"no LM training text in {[str(p) for p in text_files]}")
     lm.compute()
-    tmp = out.with_name(out.name + ".tmp")
-    lm.write_file(str(tmp))
-    ngrams = read_arpa(tmp)
-    renormalize_backoffs(ngrams)
-    write_arpa(ngrams, tmp)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        lm.write_file(str(tmp))
+        ngrams = read_arpa(tmp)
+        renormalize_backoffs(ngrams)
+        write_arpa(ngrams, tmp)
     logging.info(
         "trained a %d-gram LM on %d sentences: %s -> %s",
         order,
@@ -188,8 +187,6 @@ def arpa_to_fst_txt(
         read_symbol_table=str(words_txt),
         max_order=max_order,
     )
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, text)
     logging.info("%s -> %s", arpa, out)
     return out

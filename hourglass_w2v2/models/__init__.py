@@ -1,6 +1,6 @@
 """wav2vec 2.0 with an optional Hourglass Transformer encoder: configs, modules and factory."""
 
-from hourglass_w2v2.models.config import PRESETS, ModelConfig
+from hourglass_w2v2.models.config import PRESETS, SAMPLE_RATE, ModelConfig
 from hourglass_w2v2.models.wav2vec2 import (
     CtcOutput,
     PretrainOutput,
@@ -12,6 +12,7 @@ from hourglass_w2v2.models.wav2vec2 import (
 
 __all__ = [
     "PRESETS",
+    "SAMPLE_RATE",
     "CtcOutput",
     "ModelConfig",
     "PretrainOutput",

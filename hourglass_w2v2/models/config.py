@@ -14,6 +14,11 @@ from typing import Any
 
 import yaml
 
+from hourglass_w2v2.fileio import atomic_write_text, parse_yaml
+
+#: the waveform rate (Hz) every model's feature extractor is built for; audio is resampled to it
+SAMPLE_RATE = 16000
+
 ConvLayerSpec = list[tuple[int, int, int]]
 
 #: the wav2vec 2.0 Base/Large extractor: receptive field 400 samples, stride 320 (20 ms at 16 kHz)
@@ -213,12 +218,12 @@ class ModelConfig:
 
     def to_yaml(self, path: str | Path) -> None:
         """Write the config as YAML."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelConfig:
         """Read a config written by :meth:`to_yaml` (or by hand)."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = parse_yaml(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of ModelConfig keys")
         try:

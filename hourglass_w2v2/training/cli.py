@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from hourglass_w2v2.training.checkpoint import CheckpointError
+from hourglass_w2v2.checkpoint import CheckpointError
 from hourglass_w2v2.training.config import ConfigError, ExperimentConfig, load_config
 from hourglass_w2v2.training.distributed import cleanup_distributed
 from hourglass_w2v2.training.trainer import (

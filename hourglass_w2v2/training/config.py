@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,25 +19,7 @@ from typing import Any
 
 import yaml
 
-from hourglass_w2v2.training.checkpoint import atomic_write_text
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``5e-4`` (no dot) as a string; every config writes lrs that way."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str):
-    """``yaml.safe_load`` that also reads ``1e-4`` as a float."""
-    return yaml.load(text, Loader=_Loader)
+from hourglass_w2v2.fileio import atomic_write_text, parse_yaml
 
 
 class ConfigError(ValueError):

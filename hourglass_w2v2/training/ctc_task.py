@@ -19,6 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hourglass_w2v2.checkpoint import (
+    average_checkpoints,
+    list_checkpoints,
+    load_checkpoint,
+    load_torch_file,
+)
 from hourglass_w2v2.data.datasets import (
     CtcDataset,
     filter_ctc_cuts,
@@ -26,15 +32,9 @@ from hourglass_w2v2.data.datasets import (
     make_sampler,
 )
 from hourglass_w2v2.decoding.greedy import ctc_greedy_search
+from hourglass_w2v2.fileio import atomic_save
 from hourglass_w2v2.lang import Tokenizer
 from hourglass_w2v2.models import ModelConfig, build_model
-from hourglass_w2v2.training.checkpoint import (
-    atomic_save,
-    average_checkpoints,
-    list_checkpoints,
-    load_checkpoint,
-    load_torch_file,
-)
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import (
     model_config,

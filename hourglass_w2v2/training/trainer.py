@@ -35,15 +35,9 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from hourglass_w2v2.training.checkpoint import (
-    atomic_save,
-    atomic_write_text,
-    list_checkpoints,
-    load_latest,
-    remove_stale_temp_files,
-    rotate_checkpoints,
-    set_aside,
-)
+from hourglass_w2v2.checkpoint import list_checkpoints, load_latest, rotate_checkpoints, set_aside
+from hourglass_w2v2.fileio import atomic_save, atomic_write_text, remove_stale_temp_files
+from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.distributed import (
     DistInfo,
@@ -56,7 +50,6 @@ from hourglass_w2v2.training.health import HealthMonitor
 from hourglass_w2v2.training.optim import build_optimizer, build_scheduler
 from hourglass_w2v2.training.sampling import UpdateBatchSampler
 
-SAMPLE_RATE = 16000
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

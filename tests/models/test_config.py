@@ -69,3 +69,12 @@ def test_spec_parsing():
         parse_conv_layers("__import__('os')")
     with pytest.raises(ValueError):
         parse_hourglass([2, 8, 2])
+
+
+def test_from_yaml_reads_exponent_floats_as_numbers(tmp_path):
+    """YAML 1.1 reads ``5e-2`` (no dot) as a string; a hand-written model config uses it."""
+    path = tmp_path / "m.yaml"
+    path.write_text("encoder_layers: 2\ndropout: 5e-2\nfeature_grad_mult: 1e-1\n")
+    cfg = ModelConfig.from_yaml(path)
+    assert cfg.dropout == 0.05 and isinstance(cfg.dropout, float)
+    assert cfg.feature_grad_mult == 0.1 and isinstance(cfg.feature_grad_mult, float)

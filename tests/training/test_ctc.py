@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from lhotse import CutSet, MonoCut
 
 from hourglass_w2v2.models import ModelConfig, build_model
-from hourglass_w2v2.training.checkpoint import CHECKPOINT_KEYS, atomic_save, load_checkpoint
+from hourglass_w2v2.checkpoint import CHECKPOINT_KEYS, load_checkpoint
+from hourglass_w2v2.fileio import atomic_save
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.ctc_task import CtcTask, ctc_loss_and_stats, error_counts
 from hourglass_w2v2.training.trainer import Trainer

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from hourglass_w2v2.training.checkpoint import list_checkpoints, load_checkpoint
+from hourglass_w2v2.checkpoint import list_checkpoints, load_checkpoint
 
 
 def _wait(proc, timeout=300):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hourglass_w2v2.bin import finetune, pretrain
-from hourglass_w2v2.training.checkpoint import list_checkpoints, load_checkpoint
+from hourglass_w2v2.checkpoint import list_checkpoints, load_checkpoint
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import PretrainTask
 from hourglass_w2v2.training.trainer import ResumeError, Trainer

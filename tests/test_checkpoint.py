@@ -1,28 +1,24 @@
-"""Atomic checkpoint writes, resume from the newest loadable one, rotation and averaging."""
+"""Checkpoint writes, resume from the newest loadable one, rotation and averaging."""
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
-from hourglass_w2v2.training.checkpoint import (
+from hourglass_w2v2.checkpoint import (
     CheckpointError,
-    atomic_save,
-    atomic_write,
-    atomic_write_text,
     average_checkpoints,
     list_checkpoints,
     load_checkpoint,
     load_latest,
     load_torch_file,
-    remove_stale_temp_files,
     rotate_checkpoints,
     set_aside,
 )
+from hourglass_w2v2.fileio import atomic_save
 
 
 def _ckpt(value: float, step: int = 0) -> dict:
@@ -114,56 +110,6 @@ def test_unreadable_checkpoint_error_names_the_path(tmp_path, damage):
             load(path)
         assert isinstance(err.value, RuntimeError)  # what load_latest skips
     assert load_latest(tmp_path) is None
-
-
-def test_stale_temp_files_of_a_killed_write_are_removed(tmp_path):
-    stale = [".ckpt-6.pt.k2x_9abc.tmp", ".train_info.json.q1w2e3r4.tmp", ".best.pt.abcdefgh.tmp"]
-    kept = ["ckpt-3.pt", "notes.tmp", ".hidden", "ckpt-6.pt.corrupt", ".cfg.tmp"]
-    for name in stale + kept:
-        (tmp_path / name).write_bytes(b"x")
-    removed = remove_stale_temp_files(tmp_path)
-    assert sorted(p.name for p in removed) == sorted(stale)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
-    assert remove_stale_temp_files(tmp_path / "missing") == []
-
-
-def test_temp_name_of_atomic_write_is_what_cleanup_removes(tmp_path, monkeypatch):
-    """A write killed before its rename leaves exactly the kind of file cleanup removes."""
-    seen = []
-
-    def killed(f):
-        seen.extend(p.name for p in tmp_path.iterdir())  # the temp file being written
-        raise KeyboardInterrupt  # stands in for the kill; the real one runs no cleanup
-
-    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)  # as after SIGKILL
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(tmp_path / "train_info.json", killed)
-    monkeypatch.undo()
-    assert [p.name for p in tmp_path.iterdir()] == seen
-    assert [p.name for p in remove_stale_temp_files(tmp_path)] == seen
-
-
-def test_atomic_write_text_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
-    path = tmp_path / "train_info.json"
-    atomic_write_text(path, '{"updates": 3}\n')
-    assert path.read_text() == '{"updates": 3}\n'
-    assert path.stat().st_mode & 0o777 == 0o666 & ~_current_umask()  # as open() would make it
-
-    def disk_full(fd):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
-        atomic_write_text(path, '{"updates": 6}\n')
-    monkeypatch.undo()
-    assert path.read_text() == '{"updates": 3}\n'
-    assert [p.name for p in tmp_path.iterdir()] == ["train_info.json"]
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def test_rotation_never_deletes_the_checkpoint_just_written(tmp_path):

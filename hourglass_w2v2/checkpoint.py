@@ -1,12 +1,9 @@
-"""Checkpoint files: atomic writes, rotation, resume from the newest one that loads, averaging.
+"""Checkpoint files: list, load, resume from the newest one that loads, rotate, average.
 
 A checkpoint is one ``torch.save`` dict at ``exp/NAME/checkpoints/ckpt-<update>.pt`` with the
-keys listed in :data:`CHECKPOINT_KEYS`. It is written to a temporary file in the same directory,
-fsynced and renamed over the final name, so a crash or a full disk mid-write never leaves a
-half-written file under a real checkpoint name, and the previous checkpoint is never touched.
-The same :func:`atomic_write` writes the experiment directory's small files (``config.yaml``,
-``train_info.json``); a process killed mid-write leaves only a hidden ``.*.tmp`` file, which
-:func:`remove_stale_temp_files` clears at the next start.
+keys listed in :data:`CHECKPOINT_KEYS`, written with :func:`hourglass_w2v2.fileio.atomic_save`
+(a temporary file renamed over the final name), so a crash or a full disk mid-write never leaves
+a half-written file under a real checkpoint name.
 """
 
 from __future__ import annotations
@@ -14,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
+
+from hourglass_w2v2.lang.tokenizer import Tokenizer
+from hourglass_w2v2.models import ModelConfig, build_model
 
 CHECKPOINT_KEYS = (
     "model",
@@ -39,8 +37,6 @@ CHECKPOINT_KEYS = (
     "metrics",
 )
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
-# the temporary names atomic_write gives: ".<final name>.<mkstemp's 8 random chars>.tmp"
-_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -48,59 +44,8 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read (truncated, corrupt, or not a checkpoint)."""
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temp file next to ``path``, fsync it, then rename over ``path``.
-
-    Readers see the old file or the new one, never a part; a failure removes the temp file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file owner-only; give it the mode a plain open() would
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # Make the rename itself durable.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` ``obj`` to ``path`` through :func:`atomic_write`."""
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def remove_stale_temp_files(directory: str | Path) -> list[Path]:
-    """Delete the temp files :func:`atomic_write` left in ``directory`` when its process was
-    killed mid-write (SIGKILL, power loss); return them. Call it only while no write runs."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    stale = sorted(p for p in directory.iterdir() if _TEMP_RE.match(p.name) and p.is_file())
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not fit what it is used with (another task, other units)."""
 
 
 def set_aside(path: str | Path) -> Path:
@@ -207,3 +152,88 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
     }
     avg["averaged_from"] = [str(p) for p in paths]
     return avg
+
+
+def resolve_checkpoint(exp_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
+    """The checkpoint to decode: ``checkpoint`` if given, else ``averaged.pt``, ``best.pt``,
+    the newest ``ckpt-*.pt`` of ``<exp_dir>/checkpoints``; a clear error when there is none."""
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        return path
+    ckpt_dir = Path(exp_dir) / "checkpoints"
+    for name in ("averaged.pt", "best.pt"):
+        if (ckpt_dir / name).is_file():
+            return ckpt_dir / name
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        raise FileNotFoundError(
+            f"no checkpoint in {ckpt_dir} (looked for averaged.pt, best.pt, ckpt-*.pt); "
+            "fine-tune first (run.sh stage 2) or pass --checkpoint"
+        )
+    return found[-1][1]
+
+
+def load_ctc_model(
+    ckpt_path: str | Path, tokenizer: Tokenizer, device: torch.device
+) -> tuple[torch.nn.Module, dict]:
+    """Build the CTC model of a fine-tuning checkpoint and check it against the lang dir.
+
+    The lang dir's unit count must equal the CTC head's output size, else the error names both
+    (and the lang dir the model was trained with), and its units must be the checkpoint's id for
+    id (:func:`check_units`), since decoding with the wrong units would silently produce garbage.
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("task") != "ctc":
+        raise CheckpointMismatchError(
+            f"checkpoint {ckpt_path} is a {ckpt.get('task')!r} checkpoint, not a CTC one; "
+            "decode a fine-tuned model"
+        )
+    head = ckpt["model"].get("ctc_head.weight")
+    vocab_size = int(ckpt["vocab_size"]) if ckpt.get("vocab_size") else int(head.shape[0])
+    if vocab_size != tokenizer.vocab_size:
+        raise CheckpointMismatchError(
+            f"lang dir {tokenizer.lang_dir} has {tokenizer.vocab_size} units but the CTC head of "
+            f"{ckpt_path} has {vocab_size} outputs (it was trained with lang dir "
+            f"{ckpt.get('lang_dir')}); pass the matching --lang-dir"
+        )
+    check_units(ckpt, ckpt_path, tokenizer)
+    model = build_model(
+        ModelConfig.from_dict(ckpt["model_config"]), task="ctc", vocab_size=vocab_size
+    )
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return model, ckpt
+
+
+def check_units(ckpt: dict, ckpt_path: str | Path, tokenizer: Tokenizer) -> None:
+    """Refuse a lang dir whose units differ, id for id, from those the checkpoint recorded.
+
+    Fine-tuning checkpoints record ``tokens`` (the unit of every CTC output). A checkpoint
+    without them (written before they were recorded) is decoded with a warning, since only the
+    unit count can be checked then.
+    """
+    tokens = ckpt.get("tokens")
+    if tokens is None:
+        logging.warning(
+            "checkpoint %s records no units (it predates that record): only the unit count of "
+            "lang dir %s was checked, not their order; make sure it is the lang dir the model "
+            "was fine-tuned with (%s)",
+            ckpt_path,
+            tokenizer.lang_dir,
+            ckpt.get("lang_dir"),
+        )
+        return
+    ours = tokenizer.id2token
+    differ = [i for i, (a, b) in enumerate(zip(ours, tokens, strict=False)) if a != b]
+    if differ or len(ours) != len(tokens):
+        i = differ[0] if differ else min(len(ours), len(tokens))
+        here = repr(ours[i]) if i < len(ours) else "missing"
+        there = repr(tokens[i]) if i < len(tokens) else "missing"
+        raise CheckpointMismatchError(
+            f"{tokenizer.lang_dir / 'tokens.txt'}: id {i} is {here} here but {there} in the units "
+            f"{ckpt_path} was fine-tuned with (lang dir {ckpt.get('lang_dir')}; {len(differ)} of "
+            f"{len(tokens)} ids differ): decoding would map outputs to the wrong units; pass "
+            "that lang dir as --lang-dir"
+        )
