@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
-# The GPU benchmarks in one call each, for a session lent a GPU machine (see docs/benchmarks.md).
-# Run from the repository root on the GPU machine; needs only torch, torchaudio and transformers
-# (the models import nothing else), so no wheels have to travel.
+# The GPU benchmarks on any machine with one CUDA GPU, one part per call (docs/benchmarks.md).
+# Needs torch built with CUDA, torchaudio and transformers in the active Python; the checkout
+# is put on PYTHONPATH, so it need not be installed. Runs on the first visible GPU (choose
+# another with CUDA_VISIBLE_DEVICES). Call it from any directory:
 #
-#   bash benchmarks/gpu.sh encoder   # encoder_speed.py at base, bf16, compile off and on (~6 min)
-#   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16 (~5 min)
-#   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16 (~2 min)
-#   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory (~1 min)
-#   bash benchmarks/gpu.sh all       # train (eager), contrastive, posconv, train (compiled), encoder
-#                                    # (eager), in that order, each under its own time limit (9 min
-#                                    # at most): for a session with ~15 min of device time, one call,
-#                                    # the key figures first
+#   bash benchmarks/gpu.sh encoder   # encoder_speed.py at base, bf16, compile off and on
+#   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16
+#   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16
+#   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory
+#   bash benchmarks/gpu.sh all       # train (eager), contrastive, posconv, train (compiled),
+#                                    # encoder (eager), most wanted first, each part in its own
+#                                    # process under its own time limit (9 min in all)
+#   (also encoder-eager, train-eager, train-compiled: one half of encoder / train)
 #
-# Tables go to stdout and to $OUT (the device tool's output folder) or benchmarks/out/.
+# Tables go to stdout and to $OUT when it is set, else to benchmarks/out/, with device.txt
+# (GPU, driver, torch and torchaudio versions) and, for `all`, timings.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-encoder}
 out=${OUT:-benchmarks/out}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+usage="usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|all"
+case "$what" in
+  encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|all) ;;
+  *) echo "$usage" >&2; exit 2 ;;
+esac
 if [ -z "${GPU_SH_PART:-}" ]; then
+  if ! python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    echo "$0: no CUDA GPU visible to torch (torch.cuda.is_available() is False); run it on a" \
+      "machine with a CUDA GPU and torch built for CUDA" >&2
+    exit 1
+  fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
   python -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__)" \
     | tee -a "$out/device.txt"
@@ -72,5 +84,5 @@ case "$what" in
     python benchmarks/contrastive_speed.py --device cuda --sizes base large --batch 8 \
       --seconds 10.9375 | tee "$out/contrastive.md"
     ;;
-  *) echo "usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|all" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
