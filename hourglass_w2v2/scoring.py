@@ -63,6 +63,19 @@ def to_chars(results: Sequence[Result]) -> list[Result]:
     return [(cut_id, list("".join(ref)), list("".join(hyp))) for cut_id, ref, hyp in results]
 
 
+def error_counts(refs: list[str], hyps: list[str]) -> dict[str, int]:
+    """Word and character edit distances summed over ``(ref, hyp)`` string pairs (kaldialign):
+    the counts behind a WER/CER when no ``errs-`` text is wanted (validation during training)."""
+    out = {"word_errors": 0, "words": 0, "char_errors": 0, "chars": 0}
+    for ref, hyp in zip(refs, hyps, strict=True):
+        out["word_errors"] += kaldialign.edit_distance(ref.split(), hyp.split())["total"]
+        out["words"] += len(ref.split())
+        ref_c, hyp_c = list(ref.replace(" ", "")), list(hyp.replace(" ", ""))
+        out["char_errors"] += kaldialign.edit_distance(ref_c, hyp_c)["total"]
+        out["chars"] += len(ref_c)
+    return out
+
+
 def check_references(results: Sequence[Result], test_set: str) -> None:
     """Warn about utterances with an empty reference; raise if every reference is empty.
 

@@ -4,6 +4,7 @@ import kaldialign
 import pytest
 
 from hourglass_w2v2.scoring import (
+    error_counts,
     error_stats,
     format_recogs,
     read_summary,
@@ -126,3 +127,8 @@ def test_summary_record_lines(tmp_path):
         "checkpoint": "x/ckpt-10.pt",
         "update": "10",
     }
+
+
+def test_error_counts():
+    e = error_counts(["AB CAB", "FED"], ["AB CAB BEE", "FEED"])
+    assert e == {"word_errors": 2, "words": 3, "char_errors": 4, "chars": 8}

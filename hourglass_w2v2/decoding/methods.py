@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from hourglass_w2v2.decoding import k2_backend
-from hourglass_w2v2.decoding.greedy import ctc_greedy_search
 from hourglass_w2v2.decoding.kaldi_backend import (
     LN10,
     NBEST_SCALE,
@@ -37,6 +36,7 @@ from hourglass_w2v2.decoding.kaldi_backend import (
     lattice_nbest,
     load_graph,
 )
+from hourglass_w2v2.greedy import ctc_greedy_search
 from hourglass_w2v2.lang.lm import backoff_logprob, read_arpa
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 

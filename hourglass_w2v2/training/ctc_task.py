@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import kaldialign
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,10 +30,11 @@ from hourglass_w2v2.data.datasets import (
     make_eval_sampler,
     make_sampler,
 )
-from hourglass_w2v2.decoding.greedy import ctc_greedy_search
 from hourglass_w2v2.fileio import atomic_save
+from hourglass_w2v2.greedy import ctc_greedy_search
 from hourglass_w2v2.lang import Tokenizer
 from hourglass_w2v2.models import ModelConfig, build_model
+from hourglass_w2v2.scoring import error_counts
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import (
     model_config,
@@ -74,18 +74,6 @@ def ctc_loss_and_stats(
         is_blank = (log_probs.argmax(-1) == blank_id) & ~padding_mask
         blank_share = is_blank.sum() / (~padding_mask).sum().clamp(min=1)
     return loss, blank_share
-
-
-def error_counts(refs: list[str], hyps: list[str]) -> dict[str, int]:
-    """Word and character edit distances summed over pairs (kaldialign)."""
-    out = {"word_errors": 0, "words": 0, "char_errors": 0, "chars": 0}
-    for ref, hyp in zip(refs, hyps, strict=True):
-        out["word_errors"] += kaldialign.edit_distance(ref.split(), hyp.split())["total"]
-        out["words"] += len(ref.split())
-        ref_c, hyp_c = list(ref.replace(" ", "")), list(hyp.replace(" ", ""))
-        out["char_errors"] += kaldialign.edit_distance(ref_c, hyp_c)["total"]
-        out["chars"] += len(ref_c)
-    return out
 
 
 def finetune_model_config(pretrained: ModelConfig, cfg: ExperimentConfig) -> ModelConfig:

@@ -2,7 +2,7 @@
 
 import torch
 
-from hourglass_w2v2.decoding.greedy import ctc_greedy_search
+from hourglass_w2v2.greedy import ctc_greedy_search
 
 
 def plain_argmax_decode(log_probs, length, blank=0):
