@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hourglass_w2v2.decoding.kaldi_backend import GraphSearch, SearchOptions, load_graph
+from hourglass_w2v2.decoding.graph import load_graph
+from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
 from hourglass_w2v2.lang.graphs import compile_graphs
 from hourglass_w2v2.lang.lm import train_arpa
 from hourglass_w2v2.lang.prepare import prepare_lang, read_lexicon

@@ -274,7 +274,8 @@ def step_arpa(args: argparse.Namespace, order: int) -> dict:
 
 
 def step_search(args: argparse.Namespace) -> dict:
-    from hourglass_w2v2.decoding.kaldi_backend import GraphSearch, SearchOptions, load_graph
+    from hourglass_w2v2.decoding.graph import load_graph
+    from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
     from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 
     lang = args.work_dir / "lang_bpe_500"
@@ -319,7 +320,7 @@ def step_search(args: argparse.Namespace) -> dict:
 
 
 def step_rescore_lm(args: argparse.Namespace) -> dict:
-    from hourglass_w2v2.decoding.methods import NgramScorer
+    from hourglass_w2v2.lang.lm import NgramScorer
 
     sentences = (args.work_dir / "test_sentences.txt").read_text(encoding="utf-8").splitlines()
     rss0 = _rss_kb()

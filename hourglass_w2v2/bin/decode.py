@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from hourglass_w2v2.checkpoint import CheckpointMismatchError, load_ctc_model, resolve_checkpoint
-from hourglass_w2v2.decoding.kaldi_backend import SearchOptions
 from hourglass_w2v2.decoding.methods import GRAPHS, METHODS, Decoder
 from hourglass_w2v2.decoding.runner import (
     DecodeInputError,
@@ -33,6 +32,7 @@ from hourglass_w2v2.decoding.runner import (
     open_test_set,
     recipe_test_set,
 )
+from hourglass_w2v2.decoding.search import SearchOptions
 from hourglass_w2v2.lang.tokenizer import Tokenizer
 
 

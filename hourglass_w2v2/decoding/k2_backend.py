@@ -1,16 +1,18 @@
 """The same graphs searched with k2 (optional: used only when ``import k2`` works).
 
-``HLG.pt`` is ``HLG.fst`` converted to a k2 ``Fsa``: the kaldi-decoder graphs shift units by one
-so that label 0 can be epsilon, which k2 does not need, so the epsilons are removed and the
-labels shifted back (blank = 0, final arcs -1). Search is k2's pruned intersection of the graph
-with the batch of log-probs (``intersect_dense_pruned``) and its shortest path, as icefall's
-``1best`` decoding; the LM scale divides the log-probs, as in the kaldi backend.
+``HLG.pt`` is ``HLG.fst`` converted to a k2 ``Fsa`` by
+:func:`hourglass_w2v2.lang.graphs.fst_to_k2`: the kaldi-decoder graphs shift units by one so
+that label 0 can be epsilon, which k2 does not need, so the epsilons are removed and the labels
+shifted back (blank = 0, final arcs -1). Search is k2's pruned intersection of the graph with the
+batch of log-probs (``intersect_dense_pruned``) and its shortest path, as icefall's ``1best``
+decoding; the LM scale divides the log-probs, as in the kaldi-decoder search.
 
 ``nbest`` / ``lm-rescore`` take k2's pruned lattice (at LM scale 1, graph and acoustic scores
 kept apart as icefall keeps ``lm_scores``) as a ``kaldifst.Lattice`` (:func:`k2_arcs_to_lattice`),
-so the n-best draw, scoring and rescoring are the kaldi backend's, tested code. The conversion is
-tested here on arrays; the k2 calls themselves need k2, which has no wheel for this project's
-Python/torch, so they have never run in our CI (``tests/decoding/test_k2_backend.py``).
+so the n-best draw, scoring and rescoring are :mod:`hourglass_w2v2.decoding.lattice`'s tested
+code. The conversion is tested here on arrays; the k2 calls themselves need k2, which has no
+wheel for this project's Python/torch, so they have never run in our CI
+(``tests/decoding/test_k2_backend.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import kaldifst
 import numpy as np
 import torch
 
-from hourglass_w2v2.decoding.kaldi_backend import build_lattice
+from hourglass_w2v2.decoding.lattice import build_lattice
 
 try:
     import k2
@@ -34,23 +36,10 @@ def available() -> bool:
     return k2 is not None
 
 
-def fst_to_k2(fst: kaldifst.StdFst, out_path: str | Path | None = None) -> k2.Fsa:
-    """Convert a kaldifst graph (units shifted by one) to a k2 ``Fsa`` (blank = 0), optionally
-    saving ``as_dict()`` to ``out_path``."""
-    graph = k2.Fsa.from_openfst(fst.to_str(show_weight_one=True), acceptor=False)
-    graph = k2.connect(k2.remove_epsilon(graph))
-    labels = graph.labels.clone()
-    labels[labels > 0] -= 1
-    graph.labels = labels
-    graph = k2.arc_sort(graph)
-    if out_path is not None:
-        torch.save(graph.as_dict(), out_path)
-    return graph
-
-
 def load_k2_graph(path: str | Path, device: torch.device | str = "cpu") -> k2.Fsa:
-    """Load a graph saved by :func:`fst_to_k2`; ``graph_scores`` keeps its own scores, which
-    k2 carries onto every lattice arc (the acoustic part is then ``scores - graph_scores``)."""
+    """Load a graph saved by :func:`hourglass_w2v2.lang.graphs.fst_to_k2`; ``graph_scores`` keeps
+    its own scores, which k2 carries onto every lattice arc (the acoustic part is then
+    ``scores - graph_scores``)."""
     graph = k2.Fsa.from_dict(torch.load(path, map_location=device)).to(device)
     graph.graph_scores = graph.scores.clone()
     return graph

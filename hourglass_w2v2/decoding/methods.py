@@ -18,7 +18,6 @@ sequences on the whole lattice, as icefall does.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,18 +25,11 @@ import numpy as np
 import torch
 
 from hourglass_w2v2.decoding import k2_backend
-from hourglass_w2v2.decoding.kaldi_backend import (
-    LN10,
-    NBEST_SCALE,
-    GraphSearch,
-    LatticeArrays,
-    SearchOptions,
-    lattice_best_path,
-    lattice_nbest,
-    load_graph,
-)
+from hourglass_w2v2.decoding.graph import load_graph
+from hourglass_w2v2.decoding.lattice import nbest_decoding, rescore_nbest
+from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
 from hourglass_w2v2.greedy import ctc_greedy_search
-from hourglass_w2v2.lang.lm import backoff_logprob, read_arpa
+from hourglass_w2v2.lang.lm import NgramScorer
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 
 METHODS = ("ctc-greedy", "1best", "nbest", "lm-rescore")
@@ -47,73 +39,6 @@ GRAPHS = ("H", "HL", "HLG")
 def scale_key(lm_scale: float) -> str:
     """``lm_scale_0.6``: the key of one LM scale (icefall's naming)."""
     return f"lm_scale_{lm_scale:g}"
-
-
-def _arpa_order(path: Path) -> int:
-    """The highest order listed in an ARPA file's ``\\data\\`` header."""
-    order = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("ngram ") and "=" in line:
-                order = max(order, int(line[6:].split("=")[0]))
-            elif line.endswith("-grams:"):
-                break
-    return order
-
-
-class NgramScorer:
-    """Sentence log-probabilities of an ARPA n-gram LM, for n-best rescoring.
-
-    ``backend``: ``"kenlm"`` (the ``lm`` extra; what LibriSpeech's 4-gram needs, ~1.4 GB of
-    ARPA), ``"python"`` (:func:`hourglass_w2v2.lang.lm.read_arpa` into dicts, fine for the synth
-    LMs) or ``"auto"``: kenlm when it is installed and the LM is at least a bigram (kenlm's
-    limit). Both give the same costs for in-vocabulary
-    words (tested); an out-of-vocabulary word costs kenlm its ``<unk>`` probability and the
-    Python reader log10 P = -99.
-    """
-
-    #: ARPA files above this size are not read into Python dicts (~100 bytes per n-gram)
-    MAX_PYTHON_ARPA_BYTES = 200 * 1024**2
-
-    def __init__(self, arpa: str | Path, backend: str = "auto") -> None:
-        arpa = Path(arpa)
-        if backend not in ("auto", "kenlm", "python"):
-            raise ValueError(f"NgramScorer backend must be auto|kenlm|python, got {backend!r}")
-        if not arpa.is_file():
-            raise FileNotFoundError(f"rescoring LM {arpa} does not exist")
-        kenlm = None
-        if backend == "kenlm" or (backend == "auto" and _arpa_order(arpa) >= 2):
-            try:
-                import kenlm
-            except ImportError:
-                if backend == "kenlm":
-                    raise ImportError(
-                        "NgramScorer(backend='kenlm') needs kenlm: pip install -e '.[lm]'"
-                    ) from None
-        self._kenlm = None
-        if kenlm is not None:
-            self._kenlm = kenlm.Model(str(arpa))
-        else:
-            size = arpa.stat().st_size
-            if size > self.MAX_PYTHON_ARPA_BYTES:
-                raise RuntimeError(
-                    f"rescoring LM {arpa} is {size / 1024**2:.0f} MB: too big to read into "
-                    "Python (tens of GB of memory); install kenlm: pip install -e '.[lm]'"
-                )
-            self._ngrams = read_arpa(arpa)
-        logging.info("loaded rescoring LM %s (%s)", arpa, "kenlm" if self._kenlm else "python")
-
-    def cost(self, words: Sequence[str]) -> float:
-        """``-ln P(<s> words </s>)``, the unit of graph costs."""
-        if self._kenlm is not None:
-            return -self._kenlm.score(" ".join(words), bos=True, eos=True) * LN10
-        history: tuple[str, ...] = ("<s>",)
-        log10p = 0.0
-        for w in [*words, "</s>"]:
-            log10p += backoff_logprob(self._ngrams, history, w)
-            history = (*history, w)
-        return -log10p * LN10
 
 
 class Decoder:
@@ -194,14 +119,20 @@ class Decoder:
         o = self.k2_options
         return dict(search_beam=o.beam, output_beam=o.lattice_beam, max_active_states=o.max_active)
 
-    def _k2_one_best(self, log_probs: np.ndarray, lm_scale: float) -> list[int]:
-        return k2_backend.one_best(
-            self.k2_graph,
-            torch.from_numpy(log_probs)[None],
-            torch.tensor([len(log_probs)]),
-            lm_scale=lm_scale,
-            **self._k2_search_options(),
-        )[0]
+    def _one_best(self, log_probs: np.ndarray, lm_scale: float) -> list[int]:
+        """Output labels of the best path at one LM scale, from k2 or kaldi-decoder."""
+        if self.k2_graph is not None:
+            return k2_backend.one_best(
+                self.k2_graph,
+                torch.from_numpy(log_probs)[None],
+                torch.tensor([len(log_probs)]),
+                lm_scale=lm_scale,
+                **self._k2_search_options(),
+            )[0]
+        assert self.search is not None
+        # one max-active-bounded search per scale: LatticeSimpleDecoder has no max-active,
+        # and on the flat posteriors of a weak model its lattice can take minutes per second
+        return self.search.best_path(log_probs, lm_scale)
 
     def _lattice(self, log_probs: np.ndarray):
         """The raw lattice at LM scale 1, from k2's pruned intersection or our search."""
@@ -222,47 +153,17 @@ class Decoder:
         if self.method == "ctc-greedy":
             ids = ctc_greedy_search(torch.from_numpy(log_probs)[None])[0]
             return {"greedy": self.tokenizer.decode(ids).split()}
-        keys = self.keys()
-        if self.k2_graph is not None and self.method == "1best":
-            return {
-                k: self._to_words(self._k2_one_best(log_probs, s))
-                for k, s in zip(keys, self.lm_scales, strict=True)
-            }
         if self.method == "1best":
-            assert self.search is not None
-            # one max-active-bounded search per scale: LatticeSimpleDecoder has no max-active,
-            # and on the flat posteriors of a weak model its lattice can take minutes per second
-            return {
-                k: self._to_words(self.search.best_path(log_probs, s))
-                for k, s in zip(keys, self.lm_scales, strict=True)
-            }
-        lattice = self._lattice(log_probs)
-        if lattice is None:
-            return {k: [] for k in keys}
-        if self.method == "nbest":
-            # num_paths paths in all, drawn at every scale; the union is scored once for all
-            arrays = LatticeArrays(lattice)
-            rng = np.random.default_rng(0)
-            per_scale = max(1, self.num_paths // len(self.lm_scales))
-            hyps = []
-            for s in self.lm_scales:
-                hyps.append(tuple(lattice_best_path(lattice, s)))
-                hyps += arrays.sample_words(per_scale, s * NBEST_SCALE, rng)
-            hyps = list(dict.fromkeys(hyps))
-            _, _, logsum = arrays.score(hyps, self.lm_scales)
-            return {
-                k: self._to_words(list(hyps[int(np.argmin(logsum[:, i]))]))
-                for i, k in enumerate(keys)
-            }
-        assert self.rescorer is not None
-        # the n-best list is drawn once at scale 1; each scale re-weights the new LM's costs
-        hyps = lattice_nbest(lattice, self.num_paths, 1.0)
-        lm_costs = [self.rescorer.cost(self._to_words(h.olabels)) for h in hyps]
-        out = {}
-        for k, s in zip(keys, self.lm_scales, strict=True):
-            if not hyps:
-                out[k] = []
-                continue
-            totals = [h.acoustic_cost + s * c for h, c in zip(hyps, lm_costs, strict=True)]
-            out[k] = self._to_words(hyps[int(np.argmin(totals))].olabels)
-        return out
+            olabels = [self._one_best(log_probs, s) for s in self.lm_scales]
+        elif self.method == "nbest":
+            olabels = nbest_decoding(self._lattice(log_probs), self.num_paths, self.lm_scales)
+        else:
+            assert self.rescorer is not None
+            rescorer = self.rescorer
+            olabels = rescore_nbest(
+                self._lattice(log_probs),
+                self.num_paths,
+                self.lm_scales,
+                lambda labels: rescorer.cost(self._to_words(labels)),
+            )
+        return {k: self._to_words(o) for k, o in zip(self.keys(), olabels, strict=True)}

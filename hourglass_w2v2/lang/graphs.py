@@ -23,10 +23,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kaldifst
 
-from hourglass_w2v2.fileio import atomic_output
+if TYPE_CHECKING:
+    import k2
+
+from hourglass_w2v2.fileio import atomic_output, atomic_save
 from hourglass_w2v2.lang.lm import arpa_to_fst_txt
 from hourglass_w2v2.lang.prepare import Lexicon, read_lexicon
 from hourglass_w2v2.lang.tokenizer import read_token_table
@@ -230,8 +234,22 @@ def compile_graphs(
         except ImportError:
             logging.info("k2 is not installed; skipping HLG.pt")
         else:
-            from hourglass_w2v2.decoding.k2_backend import fst_to_k2
-
             out["HLG.pt"] = lang_dir / "HLG.pt"
             fst_to_k2(HLG, out["HLG.pt"])
     return out
+
+
+def fst_to_k2(fst: kaldifst.StdFst, out_path: str | Path | None = None) -> k2.Fsa:
+    """Convert a kaldifst graph (units shifted by one) to a k2 ``Fsa`` (blank = 0), optionally
+    saving ``as_dict()`` to ``out_path``."""
+    import k2  # optional: only with k2 installed
+
+    graph = k2.Fsa.from_openfst(fst.to_str(show_weight_one=True), acceptor=False)
+    graph = k2.connect(k2.remove_epsilon(graph))
+    labels = graph.labels.clone()
+    labels[labels > 0] -= 1
+    graph.labels = labels
+    graph = k2.arc_sort(graph)
+    if out_path is not None:
+        atomic_save(graph.as_dict(), out_path)
+    return graph

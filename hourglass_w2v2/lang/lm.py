@@ -4,7 +4,8 @@ LibriSpeech uses the official ARPA files; the synth recipe trains its own 3-gram
 (Katz back-off with a fixed discount). arpabo writes every back-off weight as 1 (log10 0.0), which
 leaves each history's discounted mass unused, so :func:`renormalize_backoffs` recomputes them the
 way SRILM does, making every conditional distribution sum to one. ``G.fst.txt`` is made by
-``kaldilm`` (Kaldi's ``arpa2fst``) with ``#0`` on the back-off arcs.
+``kaldilm`` (Kaldi's ``arpa2fst``) with ``#0`` on the back-off arcs. :class:`NgramScorer` gives
+sentence costs of an ARPA LM (kenlm or these readers) for n-best rescoring.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import arpabo
@@ -190,3 +192,74 @@ def arpa_to_fst_txt(
     atomic_write_text(out, text)
     logging.info("%s -> %s", arpa, out)
     return out
+
+
+#: log10 -> natural log, the unit of graph costs
+LN10 = math.log(10.0)
+
+
+def _arpa_order(path: Path) -> int:
+    """The highest order listed in an ARPA file's ``\\data\\`` header."""
+    order = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("ngram ") and "=" in line:
+                order = max(order, int(line[6:].split("=")[0]))
+            elif line.endswith("-grams:"):
+                break
+    return order
+
+
+class NgramScorer:
+    """Sentence log-probabilities of an ARPA n-gram LM, for n-best rescoring.
+
+    ``backend``: ``"kenlm"`` (the ``lm`` extra; what LibriSpeech's 4-gram needs, ~1.4 GB of
+    ARPA), ``"python"`` (:func:`hourglass_w2v2.lang.lm.read_arpa` into dicts, fine for the synth
+    LMs) or ``"auto"``: kenlm when it is installed and the LM is at least a bigram (kenlm's
+    limit). Both give the same costs for in-vocabulary
+    words (tested); an out-of-vocabulary word costs kenlm its ``<unk>`` probability and the
+    Python reader log10 P = -99.
+    """
+
+    #: ARPA files above this size are not read into Python dicts (~100 bytes per n-gram)
+    MAX_PYTHON_ARPA_BYTES = 200 * 1024**2
+
+    def __init__(self, arpa: str | Path, backend: str = "auto") -> None:
+        arpa = Path(arpa)
+        if backend not in ("auto", "kenlm", "python"):
+            raise ValueError(f"NgramScorer backend must be auto|kenlm|python, got {backend!r}")
+        if not arpa.is_file():
+            raise FileNotFoundError(f"rescoring LM {arpa} does not exist")
+        kenlm = None
+        if backend == "kenlm" or (backend == "auto" and _arpa_order(arpa) >= 2):
+            try:
+                import kenlm
+            except ImportError:
+                if backend == "kenlm":
+                    raise ImportError(
+                        "NgramScorer(backend='kenlm') needs kenlm: pip install -e '.[lm]'"
+                    ) from None
+        self._kenlm = None
+        if kenlm is not None:
+            self._kenlm = kenlm.Model(str(arpa))
+        else:
+            size = arpa.stat().st_size
+            if size > self.MAX_PYTHON_ARPA_BYTES:
+                raise RuntimeError(
+                    f"rescoring LM {arpa} is {size / 1024**2:.0f} MB: too big to read into "
+                    "Python (tens of GB of memory); install kenlm: pip install -e '.[lm]'"
+                )
+            self._ngrams = read_arpa(arpa)
+        logging.info("loaded rescoring LM %s (%s)", arpa, "kenlm" if self._kenlm else "python")
+
+    def cost(self, words: Sequence[str]) -> float:
+        """``-ln P(<s> words </s>)``, the unit of graph costs."""
+        if self._kenlm is not None:
+            return -self._kenlm.score(" ".join(words), bos=True, eos=True) * LN10
+        history: tuple[str, ...] = ("<s>",)
+        log10p = 0.0
+        for w in [*words, "</s>"]:
+            log10p += backoff_logprob(self._ngrams, history, w)
+            history = (*history, w)
+        return -log10p * LN10

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hourglass_w2v2.decoding.kaldi_backend import GraphSearch, SearchOptions, load_graph
+from hourglass_w2v2.decoding.graph import load_graph
+from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
 from hourglass_w2v2.lang.graphs import compile_graphs
 from hourglass_w2v2.lang.prepare import prepare_lang
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.k2
 def test_k2_1best_matches_kaldi(toy_lang, make_posteriors):
     import kaldifst
 
-    from hourglass_w2v2.decoding.k2_backend import fst_to_k2
+    from hourglass_w2v2.lang.graphs import fst_to_k2
 
     fst_to_k2(kaldifst.StdVectorFst.read(str(toy_lang / "HLG.fst")), toy_lang / "HLG.pt")
     tok = Tokenizer(toy_lang)
@@ -32,7 +32,7 @@ def test_k2_lattice_methods_match_kaldi(toy_lang, make_posteriors, method):
     # k2's pruned lattice, converted, goes through the same n-best code as our search's
     import kaldifst
 
-    from hourglass_w2v2.decoding.k2_backend import fst_to_k2
+    from hourglass_w2v2.lang.graphs import fst_to_k2
 
     fst_to_k2(kaldifst.StdVectorFst.read(str(toy_lang / "HLG.fst")), toy_lang / "HLG.pt")
     tok = Tokenizer(toy_lang)

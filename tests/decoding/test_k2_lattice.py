@@ -8,13 +8,10 @@ apart) and converted back with :func:`k2_arcs_to_lattice`: every n-best result m
 import numpy as np
 import pytest
 
+from hourglass_w2v2.decoding.graph import load_graph
 from hourglass_w2v2.decoding.k2_backend import k2_arcs_to_lattice
-from hourglass_w2v2.decoding.kaldi_backend import (
-    GraphSearch,
-    lattice_best_path,
-    lattice_nbest,
-    load_graph,
-)
+from hourglass_w2v2.decoding.lattice import lattice_best_path, lattice_nbest
+from hourglass_w2v2.decoding.search import GraphSearch
 from hourglass_w2v2.lang.tokenizer import Tokenizer
 
 

@@ -7,13 +7,10 @@ import kaldialign
 import numpy as np
 import pytest
 
-from hourglass_w2v2.decoding.kaldi_backend import (
-    GraphSearch,
-    SearchOptions,
-    lattice_best_path,
-    load_graph,
-)
+from hourglass_w2v2.decoding.graph import load_graph
+from hourglass_w2v2.decoding.lattice import lattice_best_path
 from hourglass_w2v2.decoding.methods import Decoder
+from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
 from hourglass_w2v2.lang.lm import train_arpa
 from hourglass_w2v2.lang.tokenizer import Tokenizer
 
@@ -87,7 +84,7 @@ def test_flat_posteriors_decode_with_bounded_search(toy_lang, utterances, method
 def test_scores_equal_brute_force_over_all_paths(toy_lang):
     """Viterbi cost, its graph cost and the log-sum of every word sequence of a small lattice,
     against enumerating all of its paths."""
-    from hourglass_w2v2.decoding.kaldi_backend import LatticeArrays
+    from hourglass_w2v2.decoding.lattice import LatticeArrays
 
     tok = Tokenizer(toy_lang)
     search = GraphSearch(
@@ -134,7 +131,7 @@ def test_max_active_bounds_the_search_and_keeps_the_best_path(toy_lang, utteranc
 
 
 def test_nbest_extraction_grows_linearly_with_num_paths(toy_lang, utterances):
-    from hourglass_w2v2.decoding.kaldi_backend import lattice_nbest
+    from hourglass_w2v2.decoding.lattice import lattice_nbest
 
     search = GraphSearch(load_graph(toy_lang / "HLG.fst"), SearchOptions(lattice_beam=10.0))
     lattices = [search.lattice(lp) for lp in utterances[:4]]

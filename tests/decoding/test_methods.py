@@ -3,14 +3,11 @@
 import numpy as np
 import pytest
 
-from hourglass_w2v2.decoding.kaldi_backend import (
-    GraphSearch,
-    lattice_best_path,
-    lattice_nbest,
-    load_graph,
-)
-from hourglass_w2v2.decoding.methods import Decoder, NgramScorer
-from hourglass_w2v2.lang.lm import read_arpa
+from hourglass_w2v2.decoding.graph import load_graph
+from hourglass_w2v2.decoding.lattice import lattice_best_path, lattice_nbest
+from hourglass_w2v2.decoding.methods import Decoder
+from hourglass_w2v2.decoding.search import GraphSearch
+from hourglass_w2v2.lang.lm import NgramScorer, read_arpa
 from hourglass_w2v2.lang.tokenizer import Tokenizer
 
 

@@ -4,7 +4,8 @@ import kaldifst
 import numpy as np
 import pytest
 
-from hourglass_w2v2.decoding.kaldi_backend import GraphSearch, load_graph
+from hourglass_w2v2.decoding.graph import load_graph
+from hourglass_w2v2.decoding.search import GraphSearch
 from hourglass_w2v2.lang.graphs import build_ctc_topo
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 

@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from hourglass_w2v2.bin import pretrain
-from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.checkpoint import CHECKPOINT_KEYS, load_checkpoint
+from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import PretrainTask
 from hourglass_w2v2.training.trainer import NonFiniteError, Trainer

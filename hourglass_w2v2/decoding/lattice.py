@@ -1,44 +1,20 @@
-"""Graph search over CTC log-probs with kaldi-decoder (the k2-fsa project's Kaldi decoders).
+"""Lattice operations shared by both search backends: build, best path, n-best and scoring.
 
-The graph (``H.fst``, ``HL.fst`` or ``HLG.fst`` from :mod:`hourglass_w2v2.lang.graphs`) reads
-unit ``i`` with input label ``i + 1``; ``DecodableCtc`` supplies ``log_probs[t, i]`` as the
-acoustic log-likelihood. Costs in the graph are the LM's (``-ln P``), so an LM scale ``s`` means
-``total = -log_probs + s * graph_cost``:
-
-- :meth:`GraphSearch.best_path` runs ``FasterDecoder`` (beam, max-active) at one scale, dividing
-  the log-probs by ``s`` (same argmin, and the beam stays in graph-cost units);
-- :meth:`GraphSearch.lattice` runs :class:`LatticeSearch` (Kaldi's ``LatticeFasterDecoder``
-  pruning: beam, max-active, lattice beam, in numpy) once at scale 1 and keeps a lattice whose
-  arcs carry (graph cost, acoustic cost) separately, so :func:`lattice_best_path` can sweep LM
-  scales and :func:`lattice_nbest` can list hypotheses for rescoring without searching again, as
-  Kaldi's ``lattice-scale`` / ``lattice-to-nbest`` do. (kaldi-decoder's own
-  ``LatticeSimpleDecoder`` has no max-active limit: minutes per utterance on a weak model.)
+A lattice here is a raw ``kaldifst.Lattice`` whose arcs carry the graph cost and the acoustic
+cost apart (natural-log units), whichever search made it: the lattice search of
+:mod:`hourglass_w2v2.decoding.search` or k2's pruned intersection
+(:func:`hourglass_w2v2.decoding.k2_backend.lattice`, through :func:`build_lattice`). Keeping the
+two costs apart lets :func:`lattice_best_path` sweep LM scales and :func:`lattice_nbest` list
+hypotheses for rescoring without searching again.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import kaldi_decoder
 import kaldifst
 import numpy as np
-
-
-@dataclass
-class SearchOptions:
-    """Pruning of the graph search (Kaldi's names and meanings)."""
-
-    beam: float = 16.0
-    # CTC posteriors are peaky, so few tokens survive on a good model; the limit matters on a
-    # weak one, where 7000 (Kaldi's HMM default) makes HLG search ~20x slower than 1000
-    max_active: int = 1000
-    min_active: int = 30
-    lattice_beam: float = 8.0
 
 
 @dataclass
@@ -53,310 +29,6 @@ class Hypothesis:
 
     def total_cost(self, lm_scale: float) -> float:
         return self.acoustic_cost + lm_scale * self.graph_cost
-
-
-def load_graph(path: str | Path) -> kaldifst.StdConstFst:
-    """Read an FST written by ``compile_graphs`` as a ``ConstFst`` (faster to search)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"decoding graph {path} does not exist (run prepare.sh stage 5)")
-    fst = kaldifst.StdVectorFst.read(str(path))
-    if fst is None:
-        raise ValueError(f"{path} is not a readable OpenFst file")
-    return kaldifst.StdConstFst(fst)
-
-
-class GraphSearch:
-    """Viterbi search of one decoding graph; one instance is reused across utterances."""
-
-    def __init__(self, graph: kaldifst.StdFst, options: SearchOptions | None = None) -> None:
-        self.graph = graph
-        self.options = options or SearchOptions()
-        o = self.options
-        self._faster = kaldi_decoder.FasterDecoder(
-            graph,
-            kaldi_decoder.FasterDecoderOptions(
-                beam=o.beam, max_active=o.max_active, min_active=o.min_active
-            ),
-        )
-        self._lattice: LatticeSearch | None = None  # built on first use: it copies the graph
-
-    def best_path(self, log_probs: np.ndarray, lm_scale: float = 1.0) -> list[int]:
-        """Output labels (units for H, words for HL/HLG) of the best path; ``(T, V)`` input."""
-        if len(log_probs) == 0:
-            return []
-        scaled = np.ascontiguousarray(log_probs / lm_scale, dtype=np.float32)
-        self._faster.decode(kaldi_decoder.DecodableCtc(scaled))
-        ok, path = self._faster.get_best_path()
-        if not ok:
-            return []
-        ok, _, olabels, _ = kaldifst.get_linear_symbol_sequence(path)
-        return list(olabels) if ok else []
-
-    def lattice(self, log_probs: np.ndarray) -> kaldifst.Lattice | None:
-        """The pruned raw lattice at LM scale 1 (None for an empty input or a failed search)."""
-        if len(log_probs) == 0:
-            return None
-        if self._lattice is None:
-            self._lattice = LatticeSearch(ArrayGraph(self.graph), self.options)
-        return self._lattice.search(log_probs)
-
-
-class ArrayGraph:
-    """A decoding graph as numpy arrays (arcs grouped by source state), for :class:`LatticeSearch`.
-
-    Emitting arcs (input label > 0) and epsilon arcs are kept apart, each in CSR form:
-    the arcs of state ``s`` are ``offsets[s]:offsets[s + 1]``.
-    """
-
-    def __init__(self, fst: kaldifst.StdFst) -> None:
-        start = time.time()
-        self.start = fst.start
-        self.num_states = fst.num_states
-        fields, counts = _parse_fst_text(fst.to_str(show_weight_one=True))
-        # lines of 5 fields are arcs "src dst ilabel olabel weight", of 2 finals "state weight"
-        ends = np.cumsum(counts)
-        is_arc, is_final = counts == 5, counts == 2
-        if not np.all(is_arc | is_final):
-            raise ValueError(f"unexpected FST text lines of {sorted(set(counts.tolist()))} fields")
-        arc_cols = (ends[is_arc] - 5)[:, None] + np.arange(5)
-        a = fields[arc_cols].reshape(-1, 5)
-        final_cols = (ends[is_final] - 2)[:, None] + np.arange(2)
-        finals = fields[final_cols].reshape(-1, 2)
-        self.final = np.full(self.num_states, np.inf)
-        self.final[finals[:, 0].astype(np.int64)] = finals[:, 1]
-        src = a[:, 0].astype(np.int64)
-        emitting = a[:, 2] > 0
-        self.emitting = self._csr(src[emitting], a[emitting])
-        self.epsilon = self._csr(src[~emitting], a[~emitting])
-        logging.debug("graph arrays: %d arcs in %.2f s", len(a), time.time() - start)
-
-    def _csr(self, src: np.ndarray, arcs: np.ndarray) -> dict[str, np.ndarray]:
-        order = np.argsort(src, kind="stable")
-        offsets = np.zeros(self.num_states + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src, minlength=self.num_states), out=offsets[1:])
-        arcs = arcs[order]
-        return {
-            "offsets": offsets,
-            "dst": arcs[:, 1].astype(np.int64),
-            "ilabel": arcs[:, 2].astype(np.int64),
-            "olabel": arcs[:, 3].astype(np.int64),
-            "weight": arcs[:, 4],
-        }
-
-
-def _parse_fst_text(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """All numbers of an OpenFst text dump and how many each line has (vectorized: a Python
-    loop over the millions of lines of a real HLG takes half a minute)."""
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
-    if len(data) and data[-1] != ord("\n"):
-        data = np.append(data, np.uint8(ord("\n")))
-    blank = (data == ord(" ")) | (data == ord("\t")) | (data == ord("\n"))
-    starts = ~blank & np.r_[True, blank[:-1]]  # first character of each field
-    newlines = np.flatnonzero(data == ord("\n"))
-    per_line = np.diff(np.r_[0, np.cumsum(starts)[newlines]])
-    counts = per_line[per_line > 0]
-    fields = np.array(text.split(), dtype=np.float64)
-    return fields, counts
-
-
-def _arcs_of(csr: dict[str, np.ndarray], states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(arc indices, index into ``states`` of each arc's source) of all arcs leaving ``states``."""
-    begin = csr["offsets"][states]
-    counts = csr["offsets"][states + 1] - begin
-    which = np.repeat(np.arange(len(states)), counts)
-    first = np.cumsum(counts) - counts
-    return begin[which] + np.arange(len(which)) - first[which], which
-
-
-@dataclass
-class _Links:
-    """Lattice arcs between search tokens (global token ids), graph and acoustic cost apart."""
-
-    src: np.ndarray
-    dst: np.ndarray
-    ilabel: np.ndarray
-    olabel: np.ndarray
-    graph: np.ndarray
-    acoustic: np.ndarray
-    is_epsilon: bool
-
-
-_FIELDS = ("src", "dst", "ilabel", "olabel", "graph", "acoustic")
-
-
-class LatticeSearch:
-    """Token-passing lattice search with beam, max-active and lattice-beam pruning.
-
-    kaldi-decoder's ``LatticeSimpleDecoder`` prunes with the beam only, so on the flat posteriors
-    of a weak model its active set grows to most of ``HLG`` (minutes per utterance). This is the
-    search of Kaldi's ``LatticeFasterDecoder`` done with numpy over a whole frame at once: each
-    frame keeps the tokens within ``beam`` of the best one, at most ``max_active`` of them
-    (Kaldi's adaptive cutoff), follows epsilon arcs within the same cutoff, and records every
-    surviving arc as a lattice link; at the end, links off every path within ``lattice_beam`` of
-    the best are dropped (Kaldi's final ``PruneActiveTokens``). The result is a raw
-    ``kaldifst.Lattice`` like ``LatticeSimpleDecoder.get_raw_lattice`` returns.
-    """
-
-    def __init__(self, graph: ArrayGraph, options: SearchOptions) -> None:
-        self.graph = graph
-        self.options = options
-        self._token_of_state = np.full(graph.num_states, -1, dtype=np.int64)
-
-    def _prune(self, costs: np.ndarray) -> float:
-        """The cutoff of one frame: ``beam`` past the best, tightened to keep ``max_active``."""
-        o = self.options
-        cutoff = costs.min() + o.beam
-        if len(costs) > o.max_active:
-            cutoff = min(cutoff, np.partition(costs, o.max_active - 1)[o.max_active - 1])
-        return float(cutoff)
-
-    def _epsilon_closure(
-        self, states: np.ndarray, costs: np.ndarray, cutoff: float, base: int, links: list
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Follow epsilon arcs from this frame's tokens (ids ``base + i``) within ``cutoff``."""
-        eps = self.graph.epsilon
-        tok = self._token_of_state
-        tok[states] = np.arange(len(states))
-        frontier = np.arange(len(states))
-        recorded: list[tuple[np.ndarray, np.ndarray]] = []
-        # no negative-cost epsilon cycles in a determinized graph; the bound only guards bugs
-        for _ in range(10_000):
-            arc, which = _arcs_of(eps, states[frontier])
-            if len(arc) == 0:
-                break
-            src = frontier[which]
-            cand = costs[src] + eps["weight"][arc]
-            keep = cand <= cutoff
-            arc, src, cand = arc[keep], src[keep], cand[keep]
-            if len(arc) == 0:
-                break
-            dst_state = eps["dst"][arc]
-            new = np.unique(dst_state[tok[dst_state] < 0])
-            if len(new):
-                tok[new] = len(states) + np.arange(len(new))
-                states = np.concatenate([states, new])
-                costs = np.concatenate([costs, np.full(len(new), np.inf)])
-            dst = tok[dst_state]
-            recorded.append((src, arc))
-            best = np.full(len(states), np.inf)
-            np.minimum.at(best, dst, cand)
-            frontier = np.flatnonzero(best < costs)
-            costs = np.minimum(costs, best)
-            if len(frontier) == 0:
-                break
-        else:
-            raise RuntimeError("epsilon closure did not converge: negative-cost epsilon cycle?")
-        if recorded:
-            src = np.concatenate([r[0] for r in recorded])
-            arc = np.concatenate([r[1] for r in recorded])
-            # an arc is recorded again each time its source improves: keep it once
-            _, first = np.unique(src * len(eps["dst"]) + arc, return_index=True)
-            src, arc = src[first], arc[first]
-            links.append(
-                _Links(
-                    base + src,
-                    base + tok[eps["dst"][arc]],
-                    np.zeros(len(arc), dtype=np.int64),
-                    eps["olabel"][arc],
-                    eps["weight"][arc],
-                    np.zeros(len(arc)),
-                    True,
-                )
-            )
-        tok[states] = -1
-        return states, costs
-
-    def search(self, log_probs: np.ndarray) -> kaldifst.Lattice | None:
-        """The pruned raw lattice of one utterance (None for no frames or no surviving path)."""
-        g, em = self.graph, self.graph.emitting
-        num_frames = len(log_probs)
-        if num_frames == 0:
-            return None
-        links: list[_Links] = []
-        states = np.array([g.start], dtype=np.int64)
-        costs = np.zeros(1)
-        states, costs = self._epsilon_closure(states, costs, self.options.beam, 0, links)
-        all_costs = [costs]
-        base = 0
-        for t in range(num_frames):
-            arc, src = _arcs_of(em, states)
-            if len(arc) == 0:
-                return None
-            acoustic = -log_probs[t, em["ilabel"][arc] - 1].astype(np.float64)
-            cand = costs[src] + em["weight"][arc] + acoustic
-            dst_state = em["dst"][arc]
-            # best cost per destination state, then the frame's cutoff over those
-            order = np.lexsort((cand, dst_state))
-            uniq, first = np.unique(dst_state[order], return_index=True)
-            best = cand[order][first]
-            cutoff = self._prune(best)
-            keep_state = best <= cutoff
-            new_states, new_costs = uniq[keep_state], best[keep_state]
-            keep = cand <= cutoff
-            next_base = base + len(states)
-            tok = self._token_of_state
-            tok[new_states] = np.arange(len(new_states))
-            links.append(
-                _Links(
-                    base + src[keep],
-                    next_base + tok[dst_state[keep]],
-                    em["ilabel"][arc[keep]],
-                    em["olabel"][arc[keep]],
-                    em["weight"][arc[keep]],
-                    acoustic[keep],
-                    False,
-                )
-            )
-            tok[new_states] = -1
-            states, costs = self._epsilon_closure(new_states, new_costs, cutoff, next_base, links)
-            all_costs.append(costs)
-            base = next_base
-        final = g.final[states]
-        if not np.isfinite(final).any():
-            final = np.zeros(len(states))  # as Kaldi: no final state reached, so all are final
-        return self._to_lattice(links, np.concatenate(all_costs), base, final)
-
-    def _to_lattice(
-        self, links: list[_Links], alpha: np.ndarray, last_base: int, final: np.ndarray
-    ) -> kaldifst.Lattice | None:
-        """Prune ``links`` to ``lattice_beam`` of the best path and build the lattice."""
-        best = float((alpha[last_base:] + final).min())
-        if not np.isfinite(best):
-            return None
-        beta = np.full(len(alpha), np.inf)
-        beta[last_base:] = final
-        # groups are in frame order (epsilon links within a frame after the emitting links into
-        # it), so one backward sweep gives beta, iterating within a frame for epsilon chains
-        for lk in reversed(links):
-            cost = lk.graph + lk.acoustic
-            while True:
-                old = beta[lk.src]
-                np.minimum.at(beta, lk.src, cost + beta[lk.dst])
-                if not lk.is_epsilon or np.array_equal(old, beta[lk.src]):
-                    break
-        lk = _Links(*(np.concatenate([getattr(x, f) for x in links]) for f in _FIELDS), False)
-        total = alpha[lk.src] + lk.graph + lk.acoustic + beta[lk.dst]
-        keep = total <= best + self.options.lattice_beam
-        nodes, index = np.unique(np.concatenate([lk.src[keep], lk.dst[keep]]), return_inverse=True)
-        src, dst = np.split(index, 2)
-        finals = {}
-        for n in np.flatnonzero(nodes >= last_base).tolist():
-            f = final[nodes[n] - last_base]
-            if np.isfinite(f):
-                finals[n] = (float(f), 0.0)
-        # node 0, the start token, is on every path
-        return build_lattice(
-            len(nodes),
-            0,
-            src,
-            dst,
-            lk.ilabel[keep],
-            lk.olabel[keep],
-            lk.graph[keep],
-            lk.acoustic[keep],
-            finals,
-        )
 
 
 def build_lattice(
@@ -668,4 +340,49 @@ def nbest_from_arrays(
     return sorted(out, key=lambda h: h.total_cost(lm_scale))
 
 
-LN10 = math.log(10.0)
+def nbest_decoding(
+    lattice: kaldifst.Lattice | None, num_paths: int, lm_scales: Sequence[float]
+) -> list[list[int]]:
+    """Output labels of the ``nbest`` method at every LM scale (icefall's ``nbest_decoding``).
+
+    ``num_paths`` paths in all are drawn from the lattice, shared out over the scales, plus the
+    best path at each; the union of their word sequences is scored once on the whole lattice and,
+    per scale, the sequence with the lowest log-sum cost over its alignments wins.
+    """
+    if lattice is None:
+        return [[] for _ in lm_scales]
+    arrays = LatticeArrays(lattice)
+    rng = np.random.default_rng(0)
+    per_scale = max(1, num_paths // len(lm_scales))
+    hyps = []
+    for s in lm_scales:
+        hyps.append(tuple(lattice_best_path(lattice, s)))
+        hyps += arrays.sample_words(per_scale, s * NBEST_SCALE, rng)
+    hyps = list(dict.fromkeys(hyps))
+    _, _, logsum = arrays.score(hyps, lm_scales)
+    return [list(hyps[int(np.argmin(logsum[:, i]))]) for i in range(len(lm_scales))]
+
+
+def rescore_nbest(
+    lattice: kaldifst.Lattice | None,
+    num_paths: int,
+    lm_scales: Sequence[float],
+    lm_cost: Callable[[list[int]], float],
+) -> list[list[int]]:
+    """Output labels of the ``lm-rescore`` method at every LM scale (icefall's
+    ``rescore_with_n_best_list``).
+
+    The n-best list is drawn once at LM scale 1 (:func:`lattice_nbest`); ``lm_cost`` gives each
+    hypothesis's cost under the new LM (``-ln P``), and at scale ``s`` the hypothesis with the
+    lowest ``acoustic cost + s * LM cost`` wins.
+    """
+    hyps = lattice_nbest(lattice, num_paths, 1.0)
+    if not hyps:
+        return [[] for _ in lm_scales]
+    costs = [lm_cost(h.olabels) for h in hyps]
+    out = []
+    for s in lm_scales:
+        totals = [h.acoustic_cost + s * c for h, c in zip(hyps, costs, strict=True)]
+        out.append(hyps[int(np.argmin(totals))].olabels)
+    return out
+
