@@ -1,7 +1,8 @@
-# Shell functions the recipes' run.sh share; source after utils/log.sh:   . ./utils/run_functions.sh
+# Shell functions the recipes' run.sh share; source it:   . ./utils/run_functions.sh
 #
 #   reject_yaml_config ARGS...      fail when --config names a YAML file (see below)
-#   check_whole_numbers NAME...     fail unless each named variable holds 0, 1, 2, ...
+#   check_counts NAME:LEAST...      fail unless each named variable is a whole number >= LEAST
+#   set_init_options ARRAY INIT     set ARRAY to the fine-tuning trainer's init options
 #   newest_checkpoint DIR           print DIR/ckpt-<N>.pt with the largest N; fail when none
 # shellcheck shell=bash
 
@@ -26,14 +27,36 @@ reject_yaml_config() {
 }
 
 # `[ "$avg" -gt 0 ]` on a non-number is only a test error, which set -e ignores.
-check_whole_numbers() {
-  local name
-  for name in "$@"; do
+check_counts() {
+  local spec name least
+  for spec in "$@"; do
+    name=${spec%%:*} least=${spec#*:}
     if ! [[ ${!name} =~ ^[0-9]+$ ]]; then
       echo "${0##*/}: --${name//_/-} must be a whole number, got '${!name}'" >&2
       return 1
+    elif [ "${!name}" -lt "$least" ]; then
+      echo "${0##*/}: --${name//_/-} must be at least $least, got ${!name}" >&2
+      return 1
     fi
   done
+}
+
+# INIT is "scratch" (--init-from-scratch), a checkpoint file, or an exp dir whose newest
+# checkpoint is used (--init FILE).
+# shellcheck disable=SC2034  # opts names the caller's array
+set_init_options() {
+  local -n opts=$1
+  local init=$2 ckpt
+  case "$init" in
+    "")
+      echo "${0##*/}: stage 2 needs --init (a checkpoint, a pretraining exp dir or scratch)" >&2
+      return 1 ;;
+    scratch) opts=(--init-from-scratch) ;;
+    *)
+      ckpt=$init
+      if [ -d "$init" ]; then ckpt=$(newest_checkpoint "$init/checkpoints") || return 1; fi
+      opts=(--init "$ckpt") ;;
+  esac
 }
 
 # Compares the numbers parsed from the file names, so that neither a hyphen elsewhere in the

@@ -1,7 +1,7 @@
 """`make demo`'s pipeline (egs/synth/SSL/demo.sh) end to end (slow).
 
 At the tiny size (~80 s) the models are trained for a handful of updates, so the WERs are ~100%;
-what is checked is that every stage chains into the next through the shared run.sh stages, and
+what is checked is that every stage chains into the next through run.sh's stages, and
 that the results table says exactly what the decode directories' summary files say. At the
 default size (`make demo` itself, ~15 min) the trained models must also recognise something:
 1best-HLG WER below 100% on test-clean for both, and the scratch model's greedy CER below 90%.
@@ -86,9 +86,9 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
 def test_demo_at_default_size_recognises_speech(tmp_path):
     exp = _run_demo(tmp_path, "--lm-scales", "0.6 1.0")
     rows, col = _check_table(exp, "", 150)
-    for name in EXPS:  # docs/RESULTS.md's run: 97.46 (pretrained) and 94.91 (scratch)
+    for name in EXPS:  # 100% is what a model that emits nothing or junk scores
         hlg = [float(r[col["test-clean WER"]]) for r in rows if r[:2] == [name, "1best-HLG"]]
         assert len(hlg) == 2 and min(hlg) < 100.0, (name, hlg)
-    # the from-scratch model is a (weak) recogniser at this size: greedy CER 71.85 there
+    # the from-scratch model is a (weak) recogniser at this size, well clear of random output
     scratch = next(r for r in rows if r[:2] == [EXPS[1], "ctc-greedy"])
     assert float(scratch[col["test-clean CER"]]) < 90.0

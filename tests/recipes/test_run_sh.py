@@ -185,4 +185,22 @@ def test_run_sh_holds_its_stages(work):
 def test_world_size_zero_is_refused(work):
     out, calls = run_sh(work, "--stage", "1", "--world-size", "0")
     assert out.returncode == 1 and calls == []
-    assert "run.sh: --world-size must be at least 1 (one process per GPU), got 0" in out.stderr
+    assert "run.sh: --world-size must be at least 1, got 0" in out.stderr
+
+
+def test_stage_2_without_init_says_what_to_give(work):
+    out, calls = run_sh(work, "--stage", "2", "--stop-stage", "2")
+    assert out.returncode == 1 and calls == []
+    assert "run.sh: stage 2 needs --init (a checkpoint, a pretraining exp dir or scratch)" in (
+        out.stderr)
+
+
+def test_avg_and_a_checkpoint_file_reach_the_fine_tuning_trainer(work):
+    out, [argv] = run_sh(work, "--stage", "2", "--stop-stage", "2", "--avg", "3",
+                         "--init", "/models/w2v-base.pt", "--restart-from-scratch", "true")
+    assert out.returncode == 0, out.stderr
+    i = argv.index("--init")
+    assert argv[i:i + 5] == ["--init", "/models/w2v-base.pt", "--avg", "3",
+                             "--restart-from-scratch"]
+    assert argv[-3:] == ["data.manifest_dir=data/manifests", f"data.corpus={recipe_of(work)}",
+                         "ctc.lang_dir=data/lang_char"]

@@ -52,17 +52,16 @@ Options: --stage --stop-stage --exp-dir --train-config --world-size --torchrun-o
 reject_yaml_config "$@" || exit 1
 . ./utils/parse_options.sh
 overrides=("$@")
-check_whole_numbers avg world_size || exit 1
-if [ "$world_size" -lt 1 ]; then
-  echo "run.sh: --world-size must be at least 1 (one process per GPU), got $world_size" >&2; exit 1
-fi
+check_counts avg:0 world_size:1 || exit 1
 
 corpus=librispeech
 pretrain_config=conf/pretrain_base_hourglass.yaml     # --train-config of stage 1 by default
 finetune_config=conf/finetune_base_10min.yaml         # --train-config of stage 2 by default
 manifests=data/manifests
-restart_opt=()
-if [ "$restart_from_scratch" = true ]; then restart_opt=(--restart-from-scratch); fi
+# what both training stages pass: the restart policy, then the data prepare.sh made
+train_opts=()
+if [ "$restart_from_scratch" = true ]; then train_opts=(--restart-from-scratch); fi
+train_opts+=("data.manifest_dir=$manifests" "data.corpus=$corpus")
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   config=${train_config:-$pretrain_config}
@@ -70,34 +69,23 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   # shellcheck disable=SC2086  # torchrun_opts holds several options
   python -m torch.distributed.run --nproc-per-node "$world_size" $torchrun_opts \
     -m hourglass_w2v2.bin.pretrain --config "$config" --exp-dir "$exp_dir" \
-    ${restart_opt[@]+"${restart_opt[@]}"} data.manifest_dir=$manifests data.corpus=$corpus \
-    ${overrides[@]+"${overrides[@]}"}
+    "${train_opts[@]}" ${overrides[@]+"${overrides[@]}"}
   log "Stage 1: done; tensorboard --logdir $exp_dir/tensorboard"
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   config=${train_config:-$finetune_config}
-  case "$init" in
-    "") log "Error: stage 2 needs --init (a checkpoint, a pretraining exp dir or scratch)"
-        exit 1 ;;
-    scratch) init_opt=(--init-from-scratch) ;;
-    *) ckpt=$init
-       if [ -d "$init" ]; then ckpt=$(newest_checkpoint "$init/checkpoints"); fi
-       init_opt=(--init "$ckpt") ;;
-  esac
-  avg_opt=()
-  if [ "$avg" -gt 0 ]; then avg_opt=(--avg "$avg"); fi
+  set_init_options init_opt "$init" || exit 1
+  if [ "$avg" -gt 0 ]; then init_opt+=(--avg "$avg"); fi
   log "Stage 2: CTC fine-tuning $config in $exp_dir (${init_opt[*]})"
   # shellcheck disable=SC2086
   python -m torch.distributed.run --nproc-per-node "$world_size" $torchrun_opts \
     -m hourglass_w2v2.bin.finetune --config "$config" --exp-dir "$exp_dir" "${init_opt[@]}" \
-    ${avg_opt[@]+"${avg_opt[@]}"} ${restart_opt[@]+"${restart_opt[@]}"} \
-    data.manifest_dir=$manifests data.corpus=$corpus ctc.lang_dir=$lang_dir \
-    ${overrides[@]+"${overrides[@]}"}
+    "${train_opts[@]}" ctc.lang_dir="$lang_dir" ${overrides[@]+"${overrides[@]}"}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: decoding $test_sets $decode_opts of $exp_dir with $methods (graph $graph)"
+  log "Stage 3: decoding $test_sets of $exp_dir with $methods (graph $graph) $decode_opts"
   # shellcheck disable=SC2086  # each of these holds a list
   python -m hourglass_w2v2.bin.decode --exp-dir "$exp_dir" --lang-dir "$lang_dir" \
     --method $methods --graph $graph --test-sets $test_sets \
