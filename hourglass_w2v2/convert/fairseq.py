@@ -209,7 +209,9 @@ def config_from_fairseq(
     return ModelConfig(**kwargs)
 
 
-def _load_checkpoint(checkpoint: dict[str, Any] | str | Path) -> dict[str, Any]:
+def load_fairseq_checkpoint(checkpoint: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """A fairseq-style checkpoint dict (fairseq's or NVIDIA's), given the dict or its path; a
+    missing module needed to unpickle it, or a dict without ``model``, is an error naming it."""
     if isinstance(checkpoint, (str, Path)):
         path = checkpoint
         try:
@@ -225,21 +227,17 @@ def _load_checkpoint(checkpoint: dict[str, Any] | str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def from_fairseq(checkpoint: dict[str, Any] | str | Path) -> Wav2Vec2Pretrain | Wav2Vec2Ctc:
-    """Our model from a fairseq (or NVIDIA DeepLearningExamples) wav2vec 2.0 checkpoint.
+def model_from_fairseq(
+    checkpoint: dict[str, Any] | str | Path,
+) -> Wav2Vec2Pretrain | Wav2Vec2Ctc:
+    """Our model from a fairseq wav2vec 2.0 checkpoint; ``convert.from_fairseq`` also takes
+    NVIDIA's.
 
     Accepts the checkpoint dict or its path, with the config under ``cfg`` (hydra era) or
     ``args`` (argparse era). A fine-tuned ``wav2vec_ctc`` checkpoint (``w2v_encoder.*`` keys)
-    gives a :class:`Wav2Vec2Ctc`; a pretraining checkpoint a :class:`Wav2Vec2Pretrain`. An
-    NVIDIA checkpoint (``args`` holding ``mode``) goes to
-    :func:`hourglass_w2v2.convert.nvidia.from_nvidia`.
+    gives a :class:`Wav2Vec2Ctc`; a pretraining checkpoint a :class:`Wav2Vec2Pretrain`.
     """
-    ckpt = _load_checkpoint(checkpoint)
-    # imported here: the NVIDIA converter builds on this module
-    from hourglass_w2v2.convert.nvidia import from_nvidia, is_nvidia_checkpoint
-
-    if is_nvidia_checkpoint(ckpt):
-        return from_nvidia(ckpt)
+    ckpt = load_fairseq_checkpoint(checkpoint)
     if ckpt.get("cfg") is not None:
         cfg = _as_dict(ckpt["cfg"])
         model_cfg, criterion_cfg = _as_dict(cfg.get("model")), _as_dict(cfg.get("criterion"))

@@ -532,7 +532,7 @@ def test_ctc_init_loads_an_nvidia_checkpoint(tmp_path):
 
 
 def test_fairseq_export_keeps_nvidias_shortening():
-    from hourglass_w2v2.convert.fairseq import from_fairseq, to_fairseq
+    from hourglass_w2v2.convert import from_fairseq, to_fairseq
 
     args = _args("naive")
     model = from_nvidia(_ckpt(args, _nvidia_state(args)))
