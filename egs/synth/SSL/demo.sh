@@ -75,7 +75,7 @@ python -m hourglass_w2v2.bin.results "$ft_pre" "$ft_scratch" --baseline "$ft_scr
 log "demo finished in $(elapsed); table in exp/demo_results$suffix.md. The list under it compares" \
   "the pretrained model with the from-scratch baseline (negative: pretraining helped)."
 if [ "$size" = default ]; then
-  log "At this size pretraining runs about a minute (conf/pretrain_tiny_hourglass.yaml), far too" \
-    "little to pay off; 'make demo-large' (about 1 h 30 min) pretrains 12,000 updates on a 12 h" \
-    "corpus and is the comparison that shows it (docs/RESULTS.md)."
+  log "At this size pretraining is 150 updates (conf/pretrain_tiny_hourglass.yaml), far too" \
+    "few to pay off; 'make demo-large' pretrains 12,000 updates on a 12 h corpus and is the" \
+    "comparison that shows it (RESULTS.md, with its wall time)."
 fi
