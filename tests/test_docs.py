@@ -56,3 +56,20 @@ def test_configs_md_defaults_are_the_code_defaults(section):
             assert float(shown) == value, (section, field.name, shown)
         else:
             assert shown == value, (section, field.name, shown)
+
+
+def python_blocks(text: str) -> list[str]:
+    """The fenced ```python blocks of a markdown page, in order."""
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def test_api_md_examples_run(tmp_path, monkeypatch):
+    blocks = python_blocks((DOCS / "api.md").read_text())
+    assert len(blocks) >= 5, "docs/api.md lost its examples"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for i, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"docs/api.md block {i}", "exec"), namespace)
+        except Exception as e:
+            raise AssertionError(f"docs/api.md block {i} fails: {type(e).__name__}: {e}") from e
