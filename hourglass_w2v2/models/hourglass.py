@@ -24,15 +24,6 @@ def pad_to_multiple(x: Tensor, padding_mask: Tensor | None, factor: int) -> tupl
     return x, padding_mask
 
 
-def shorten_padding_mask(padding_mask: Tensor, factor: int) -> Tensor:
-    """(B, T) True=pad -> (B, ceil(T/factor)): a short frame is pad only if all its frames are."""
-    batch, length = padding_mask.shape
-    extra = (-length) % factor
-    if extra:
-        padding_mask = F.pad(padding_mask, (0, extra), value=True)
-    return padding_mask.view(batch, -1, factor).all(-1)
-
-
 class Shorten(nn.Module):
     """(B, T, C) -> (B, ceil(T/k), C) by mean pooling (``avg``) or concat + Linear (``linear``).
 

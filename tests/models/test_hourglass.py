@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hourglass_w2v2.models.encoder import TransformerEncoder
-from hourglass_w2v2.models.hourglass import Shorten, Upsample, shorten_padding_mask
+from hourglass_w2v2.models.hourglass import Shorten, Upsample
 
 
 def _encoder(hourglass=None, layer_norm_first=False, shorten="avg", upsample="repeat", layers=4):
@@ -35,9 +35,10 @@ def test_factor_one_is_the_vanilla_encoder_bit_for_bit(layer_norm_first):
     assert torch.equal(hourglass(x), vanilla(x))
 
 
-def test_shorten_padding_mask_keeps_partly_valid_frames():
+@pytest.mark.parametrize("mode", ["avg", "linear"])
+def test_shortened_padding_mask_keeps_partly_valid_frames(mode):
     pad = torch.tensor([[False] * 5 + [True] * 6, [False] * 11])
-    short = shorten_padding_mask(pad, 4)
+    _, short = Shorten(2, 4, mode)(torch.randn(2, 11, 2), pad)
     # frames 0-3 valid, 4-7 has one valid frame (4), 8-10 (+1 pad) all pad
     assert short.tolist() == [[False, False, True], [False, False, False]]
 
