@@ -145,7 +145,7 @@ def test_recipe_configs_are_valid(path):
     else:
         assert cfg.schedule.name == "tri_stage"
         # wav2vec 2.0's rule for real pretrained models; the synth demo-large config trains a
-        # briefly pretrained tiny extractor instead (docs/RESULTS.md)
+        # briefly pretrained tiny extractor instead (egs/synth/SSL/RESULTS.md)
         if path.parts[-4] == "librispeech" or path.name == "finetune_tiny_10min.yaml":
             assert cfg.ctc.freeze_feature_extractor
     assert model_cfg.encoder_layers > 0
