@@ -10,13 +10,8 @@ from collections.abc import Callable
 from hourglass_w2v2.checkpoint import CheckpointError
 from hourglass_w2v2.training.config import ConfigError, ExperimentConfig, load_config
 from hourglass_w2v2.training.distributed import cleanup_distributed
-from hourglass_w2v2.training.trainer import (
-    HealthError,
-    NonFiniteError,
-    ResumeError,
-    Task,
-    Trainer,
-)
+from hourglass_w2v2.training.task import Task
+from hourglass_w2v2.training.trainer import HealthError, NonFiniteError, ResumeError, Trainer
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

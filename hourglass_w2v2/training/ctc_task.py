@@ -41,7 +41,8 @@ from hourglass_w2v2.training.pretrain_task import (
     train_cuts,
     valid_cuts,
 )
-from hourglass_w2v2.training.trainer import Task, Trainer
+from hourglass_w2v2.training.task import Task
+from hourglass_w2v2.training.trainer import Trainer
 
 
 def ctc_loss_and_stats(

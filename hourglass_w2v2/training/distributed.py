@@ -59,6 +59,18 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_sum_by_name(sums: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Sum scalar tensors over ranks by name; return the sums as floats.
+
+    Every rank packs its values in the sorted order of their names, so a value always meets the
+    values of the same name on the other ranks, whatever order each rank made its dict in.
+    """
+    names = sorted(sums)
+    packed = torch.stack([sums[k].double().reshape(()) for k in names])
+    all_reduce_sum(packed)
+    return dict(zip(names, packed.tolist(), strict=True))
+
+
 def barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()

@@ -18,7 +18,7 @@ from hourglass_w2v2.data.datasets import (
 from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.training.config import DataConfig, ExperimentConfig
 from hourglass_w2v2.training.health import HealthMonitor
-from hourglass_w2v2.training.trainer import Task
+from hourglass_w2v2.training.task import Task
 
 #: PretrainOutput fields logged as metrics (all means over masked frames / the batch)
 PRETRAIN_METRICS = (

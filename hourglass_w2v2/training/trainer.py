@@ -1,6 +1,7 @@
 """The one training loop, shared by pretraining and CTC fine-tuning.
 
-A :class:`Task` supplies the model, the data and ``compute_loss(model, batch)``; the
+A :class:`~hourglass_w2v2.training.task.Task` supplies the model, the data and
+``compute_loss(model, batch)``; the
 :class:`Trainer` owns everything else: optimizer and schedule, mixed precision, gradient
 accumulation, DDP, clipping, non-finite handling, logging, validation, checkpoints and resume.
 
@@ -19,17 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import signal
-import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -43,14 +41,19 @@ from hourglass_w2v2.training.distributed import (
     DistInfo,
     all_gather_object,
     all_reduce_sum,
+    all_reduce_sum_by_name,
     barrier,
     setup_distributed,
 )
-from hourglass_w2v2.training.health import HealthMonitor
+from hourglass_w2v2.training.logs import setup_logging
 from hourglass_w2v2.training.optim import build_optimizer, build_scheduler
+from hourglass_w2v2.training.rng import rng_state, seed_everything, set_rng_state, shard_seed
 from hourglass_w2v2.training.sampling import UpdateBatchSampler
+from hourglass_w2v2.training.task import Task
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# the loop's own sums next to the task's metrics; a task's metric names never start with "_"
+_LOSS, _SIZE, _AUDIO, _STOP = "_loss", "_sample_size", "_audio_seconds", "_stop_signal"
 
 
 class NonFiniteError(RuntimeError):
@@ -63,80 +66,6 @@ class HealthError(RuntimeError):
 
 class ResumeError(RuntimeError):
     """The experiment directory holds checkpoints, but training cannot go on from them."""
-
-
-class Task:
-    """What a training task supplies to the :class:`Trainer` (pretraining, CTC, ...)."""
-
-    name: str = "task"
-    #: validation metric to minimise for ``best.pt`` (None: no best checkpoint)
-    best_metric: str | None = None
-    health: HealthMonitor | None = None
-
-    def selection_score(self, metrics: dict[str, float]) -> float | None:
-        """The value of ``best_metric`` in ``metrics`` (lower is better), or None when this
-        validation must not become ``best.pt``."""
-        return metrics.get(self.best_metric) if self.best_metric else None
-
-    def build_model(self) -> nn.Module:
-        raise NotImplementedError
-
-    def train_data(self) -> tuple[torch.utils.data.Dataset, Any]:
-        """``(dataset, lhotse sampler)`` of the training set; the sampler has world_size 1."""
-        raise NotImplementedError
-
-    def set_num_updates(self, model: nn.Module, update: int) -> None:
-        """Called before every update (temperature annealing, encoder freezing)."""
-
-    def compute_loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        """Mean loss over the micro-batch and metrics (tensors or floats, means over the
-        micro-batch), which must include ``sample_size`` (the loss's normaliser)."""
-        raise NotImplementedError
-
-    def validate(self, model: nn.Module) -> dict[str, float]:
-        return {}
-
-    def checkpoint_fields(self) -> dict[str, Any]:
-        """Task-specific checkpoint keys (``task``, ``vocab_size``, ``lang_dir``, ``tokens``)."""
-        return {"task": self.name, "vocab_size": None, "lang_dir": None, "tokens": None}
-
-    def init_description(self) -> str:
-        return "scratch"
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """Hook after the last checkpoint (e.g. checkpoint averaging)."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _shard_seed(seed: int, epoch: int, step: int, shard: int) -> int:
-    return (seed * 1_000_003 + epoch * 10_007 + step) * 1_009 + shard
-
-
-def rng_state() -> dict[str, Any]:
-    """RNG states of python, numpy, torch CPU and all CUDA devices of this process."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def enable_activation_checkpointing(model: nn.Module) -> int:
@@ -177,29 +106,6 @@ def derive_accum_grad(cfg: ExperimentConfig, world_size: int) -> int:
             f"pick a max_duration that divides {t.global_batch_duration / world_size:g} s"
         )
     return int(round(accum))
-
-
-def setup_logging(log_dir: Path, rank: int, name: str) -> Path:
-    """Text log ``log/log-<name>-<datetime>[-rank]`` plus stderr (rank 0 only)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-    path = log_dir / (f"log-{name}-{stamp}" + (f"-rank{rank}" if rank else ""))
-    fmt = logging.Formatter(
-        f"%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] (rank {rank}) %(message)s"
-    )
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for h in list(root.handlers):
-        if getattr(h, "_hourglass", False):
-            root.removeHandler(h)
-    handlers: list[logging.Handler] = [logging.FileHandler(path)]
-    if rank == 0:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    for h in handlers:
-        h.setFormatter(fmt)
-        h._hourglass = True
-        root.addHandler(h)
-    return path
 
 
 class Trainer:
@@ -464,11 +370,13 @@ class Trainer:
             if self.amp_dtype is not None
             else nullcontext()
         )
-        keys: list[str] | None = None
-        sums = None
+        keys: list[str] = []
+        sums: dict[str, torch.Tensor] = defaultdict(
+            lambda: torch.zeros((), device=device, dtype=torch.float64)
+        )
         for i, batch in enumerate(group):
             shard = self.dist.rank * self.accum_grad + i
-            seed_everything(_shard_seed(t.seed, self.epoch, self.step_in_epoch, shard))
+            seed_everything(shard_seed(t.seed, self.epoch, self.step_in_epoch, shard))
             batch = self._to_device(batch)
             # all-reduce the gradients once per update, after the last micro-batch
             sync = self.ddp is None or i == len(group) - 1
@@ -477,41 +385,34 @@ class Trainer:
                     loss, metrics = self.task.compute_loss(self.model, batch)
                 n = torch.as_tensor(metrics["sample_size"], dtype=torch.float32, device=device)
                 self.scaler.scale(loss.float() * n).backward()
-            if keys is None:
-                keys = sorted(k for k in metrics if k != "sample_size")
-                sums = torch.zeros(len(keys) + 4, device=device, dtype=torch.float64)
-            vals = torch.stack(
-                [
-                    torch.as_tensor(metrics[k], device=device).detach().double().reshape(())
-                    for k in keys
-                ]
-                + [loss.detach().double()]
-            )
-            sums[: len(keys) + 1] += vals * n
-            sums[-3] += n
-            sums[-2] += batch["waveforms"].shape[0] * batch["waveforms"].shape[1] / SAMPLE_RATE
+            keys = keys or sorted(k for k in metrics if k != "sample_size")
+            for k in keys:
+                value = torch.as_tensor(metrics[k], device=device).detach().double().reshape(())
+                sums[k] += value * n
+            sums[_LOSS] += loss.detach().double() * n
+            sums[_SIZE] += n
+            sums[_AUDIO] += batch["waveforms"].shape[0] * batch["waveforms"].shape[1] / SAMPLE_RATE
             self.corrupt_skipped += batch.get("num_skipped", 0)  # data.skip_corrupt
-        sums[-1] = float(self._stop_signal is not None)
-        all_reduce_sum(sums)
-        total = sums[-3]
+        sums[_STOP] += float(self._stop_signal is not None)
+        reduced = all_reduce_sum_by_name(sums)
         # DDP averaged the gradients over ranks; undo that and normalise by the global size.
         self.scaler.unscale_(self.optimizer)
         params = [p for p in self.raw_model.parameters() if p.grad is not None]
         grads = [p.grad for p in params]
         if grads:
-            torch._foreach_mul_(grads, (self.dist.world_size / total.clamp(min=1)).float())
+            scale = self.dist.world_size / max(reduced[_SIZE], 1.0)
+            torch._foreach_mul_(grads, torch.tensor(scale, dtype=torch.float32, device=device))
         max_norm = self.cfg.optim.clip_grad_norm if self.cfg.optim.clip_grad_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        reduced = sums.tolist()
-        finite = math.isfinite(float(grad_norm)) and math.isfinite(reduced[len(keys)])
+        finite = math.isfinite(float(grad_norm)) and math.isfinite(reduced[_LOSS])
         lr = self.optimizer.param_groups[0]["lr"]
         if finite:
             self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step_in_epoch += 1
-        self.audio_seconds += reduced[-2]
-        if reduced[-1] > 0 and self._stop_signal is None:
+        self.audio_seconds += reduced[_AUDIO]
+        if reduced[_STOP] > 0 and self._stop_signal is None:
             self._stop_signal = signal.SIGTERM  # another rank was signalled
         if not finite:
             self.nonfinite_in_a_row += 1
@@ -534,12 +435,13 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.update += 1
         self.scheduler.step()
-        out = {k: reduced[i] / max(reduced[-3], 1.0) for i, k in enumerate(keys)}
-        out["loss"] = reduced[len(keys)] / max(reduced[-3], 1.0)
-        out["sample_size"] = reduced[-3]
+        size = max(reduced[_SIZE], 1.0)
+        out = {k: reduced[k] / size for k in keys}
+        out["loss"] = reduced[_LOSS] / size
+        out["sample_size"] = reduced[_SIZE]
         out["grad_norm"] = float(grad_norm)
         out["lr"] = lr
-        out["audio_seconds"] = reduced[-2]
+        out["audio_seconds"] = reduced[_AUDIO]
         return out
 
     def _install_signal_handlers(self) -> dict:

@@ -210,7 +210,8 @@ def test_activation_checkpointing_gives_the_same_gradients(corpus):
     from lhotse import CutSet
 
     from hourglass_w2v2.data.datasets import PretrainDataset
-    from hourglass_w2v2.training.trainer import enable_activation_checkpointing, seed_everything
+    from hourglass_w2v2.training.rng import seed_everything
+    from hourglass_w2v2.training.trainer import enable_activation_checkpointing
 
     batch = PretrainDataset(seed=0)[CutSet.from_file(corpus["train"]).subset(first=2)]
     grads = []
@@ -253,7 +254,7 @@ def test_contrastive_task_is_learned(corpus, tmp_path, helpers, monkeypatch):
     from hourglass_w2v2.data.datasets import PretrainDataset
     from hourglass_w2v2.training import trainer as trainer_module
 
-    monkeypatch.setattr(trainer_module, "_shard_seed", lambda *args: 1)
+    monkeypatch.setattr(trainer_module, "shard_seed", lambda *args: 1)
     # and the same crops: the longer utterance's offset is otherwise drawn anew each epoch
     monkeypatch.setattr(PretrainDataset, "set_epoch", lambda self, epoch: None)
     m, chance, _ = _train_on_two_utterances(corpus, tmp_path, helpers, 16)

@@ -104,7 +104,7 @@ def test_ddp_two_processes_equal_one_process_accumulating(corpus, tmp_path, help
 def _init_state(cfg: dict) -> dict[str, torch.Tensor]:
     from hourglass_w2v2.training.config import ExperimentConfig
     from hourglass_w2v2.training.pretrain_task import PretrainTask
-    from hourglass_w2v2.training.trainer import seed_everything
+    from hourglass_w2v2.training.rng import seed_everything
 
     c = ExperimentConfig.from_dict(cfg)
     seed_everything(c.trainer.seed)
