@@ -150,7 +150,10 @@ def plot_curves(curves: Curves, out: str | Path, title: str) -> Curves:
     drawn: Curves = {}
     for ax, metric in zip(axes, metrics, strict=False):
         for exp, (xs, ys) in curves[metric].items():
-            (line,) = ax.plot(xs, ys, color=colours[exp], label=exp, linewidth=1.2)
+            # markers keep a series of a few validations (or one) visible
+            marker = "o" if len(xs) <= 30 else None
+            (line,) = ax.plot(xs, ys, color=colours[exp], label=exp, linewidth=1.2,
+                              marker=marker, markersize=3)
             x, y = line.get_data()
             drawn.setdefault(metric, {})[exp] = ([int(v) for v in x], [float(v) for v in y])
         if metric == "lr" and all(v > 0 for _, ys in curves[metric].values() for v in ys):
