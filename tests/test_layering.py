@@ -35,11 +35,25 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (annotations only)."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def _imports(path: Path, name: str) -> set[str]:
-    """Every package module ``path`` imports, wherever the import stands (lazy ones too)."""
+    """Every package module ``path`` imports at run time, wherever the import stands (lazy
+    ones too)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -64,7 +78,8 @@ def _graph() -> dict[str, set[str]]:
 
 def _group(module: str) -> str:
     """The longest prefix of ``module`` that :data:`LAYERS` lists."""
-    best = max((k for k in LAYERS if module == k or module.startswith(k + ".")), key=len, default="")
+    prefixes = [k for k in LAYERS if module == k or module.startswith(k + ".")]
+    best = max(prefixes, key=len, default="")
     if not best:
         raise AssertionError(f"{module} is in no layer: add it to LAYERS (tests/test_layering.py)")
     return best

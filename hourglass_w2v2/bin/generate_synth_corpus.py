@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hourglass_w2v2.data.synth import SIZES, CorpusSize, SubsetSize, generate_corpus
+from hourglass_w2v2.data.synth.corpus import SIZES, CorpusSize, SubsetSize, generate_corpus
 
 
 def get_parser() -> argparse.ArgumentParser:

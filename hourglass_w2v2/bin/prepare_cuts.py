@@ -12,8 +12,8 @@ import logging
 import sys
 
 from hourglass_w2v2.bin.prepare_manifests import LOG_FORMAT
-from hourglass_w2v2.data.cuts import MAX_SAMPLE_SIZE, MIN_SAMPLE_SIZE, prepare_cut_sets
-from hourglass_w2v2.data.subsets import FINETUNE_SUBSETS
+from hourglass_w2v2.data.prepare.cuts import MAX_SAMPLE_SIZE, MIN_SAMPLE_SIZE, prepare_cut_sets
+from hourglass_w2v2.data.prepare.subsets import FINETUNE_SUBSETS
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,8 @@ import logging
 import sys
 
 from hourglass_w2v2.bin.prepare_manifests import LOG_FORMAT
-from hourglass_w2v2.data.librispeech import BadCorpusError
-from hourglass_w2v2.data.subsets import prepare_librilight_subsets, prepare_scaled_subsets
+from hourglass_w2v2.data.prepare.librispeech import BadCorpusError
+from hourglass_w2v2.data.prepare.subsets import prepare_librilight_subsets, prepare_scaled_subsets
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from hourglass_w2v2.data.librispeech import BadCorpusError, prepare_corpus_manifests
+from hourglass_w2v2.data.prepare.librispeech import BadCorpusError, prepare_corpus_manifests
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 

@@ -4,11 +4,11 @@ import logging
 import shutil
 
 import pytest
+from fake_librispeech import write_fake_librispeech, write_utterance
 from lhotse import load_manifest
 
-from hourglass_w2v2.data.cuts import make_cuts, prepare_cut_sets
-from hourglass_w2v2.data.librispeech import prepare_corpus_manifests
-from hourglass_w2v2.data.testing import write_fake_librispeech, write_utterance
+from hourglass_w2v2.data.prepare.cuts import make_cuts, prepare_cut_sets
+from hourglass_w2v2.data.prepare.librispeech import prepare_corpus_manifests
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from hourglass_w2v2.data.grammar import SentenceGrammar, unique_sentences
-from hourglass_w2v2.data.synth import perplexity
+from hourglass_w2v2.data.synth.corpus import perplexity
+from hourglass_w2v2.data.synth.grammar import SentenceGrammar, unique_sentences
 from hourglass_w2v2.lang.lm import read_arpa, train_arpa
 
 ARPA = """

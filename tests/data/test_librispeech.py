@@ -5,11 +5,11 @@ import logging
 
 import numpy as np
 import pytest
+from fake_librispeech import write_fake_librispeech, write_utterance
 from lhotse import load_manifest
 
-from hourglass_w2v2.data.cuts import prepare_cut_sets
-from hourglass_w2v2.data.librispeech import BadCorpusError, prepare_corpus_manifests
-from hourglass_w2v2.data.testing import write_fake_librispeech, write_utterance
+from hourglass_w2v2.data.prepare.cuts import prepare_cut_sets
+from hourglass_w2v2.data.prepare.librispeech import BadCorpusError, prepare_corpus_manifests
 
 PARTS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 

@@ -4,16 +4,16 @@ import logging
 import shutil
 
 import pytest
+from fake_librispeech import write_fake_librispeech
 from lhotse import SupervisionSegment, SupervisionSet, load_manifest
 from lhotse.utils import fastcopy
 
-from hourglass_w2v2.data.librispeech import BadCorpusError, prepare_corpus_manifests
-from hourglass_w2v2.data.subsets import (
+from hourglass_w2v2.data.prepare.librispeech import BadCorpusError, prepare_corpus_manifests
+from hourglass_w2v2.data.prepare.subsets import (
     draw_nested_subsets,
     prepare_librilight_subsets,
     prepare_scaled_subsets,
 )
-from hourglass_w2v2.data.testing import write_fake_librispeech
 
 
 def pool(speakers: int, per_speaker: int, duration: float = 2.0) -> SupervisionSet:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hourglass_w2v2.data.synth import SUBSETS, CorpusSize, SubsetSize, generate_corpus
+from hourglass_w2v2.data.synth.corpus import SUBSETS, CorpusSize, SubsetSize, generate_corpus
 
 SIZE = CorpusSize(SubsetSize(3, 1, 2), SubsetSize(2, 1, 1), lm_sentences=40)
 

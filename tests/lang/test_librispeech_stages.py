@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_librispeech import write_fake_librispeech
 
-from hourglass_w2v2.data.testing import write_fake_librispeech
 from hourglass_w2v2.decoding.methods import Decoder
 from hourglass_w2v2.lang.lm import train_arpa
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table

@@ -3,9 +3,8 @@
 import time
 
 import pytest
+from fake_librispeech import write_fake_librispeech, write_utterance
 from lhotse import load_manifest
-
-from hourglass_w2v2.data.testing import write_fake_librispeech, write_utterance
 
 PARTS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 SUBSETS = ["train-10min", "train-1h", "train-10h"]

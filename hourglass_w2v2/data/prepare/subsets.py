@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lhotse import RecordingSet, SupervisionSet, load_manifest
 
-from hourglass_w2v2.data.librispeech import (
+from hourglass_w2v2.data.prepare.librispeech import (
     BadCorpusError,
     check_scans,
     hours,

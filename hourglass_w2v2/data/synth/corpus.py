@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from hourglass_w2v2.data.grammar import SentenceGrammar, build_lexicon, unique_sentences
+from hourglass_w2v2.data.synth.grammar import SentenceGrammar, build_lexicon, unique_sentences
 from hourglass_w2v2.fileio import atomic_output
 from hourglass_w2v2.lang.lm import NGrams, backoff_logprob, read_arpa, train_arpa
 from hourglass_w2v2.models import SAMPLE_RATE

@@ -21,7 +21,7 @@ from pathlib import Path
 from lhotse import CutSet, load_manifest, validate
 from lhotse.utils import fastcopy
 
-from hourglass_w2v2.data.librispeech import manifest_paths, save_manifest
+from hourglass_w2v2.data.prepare.librispeech import manifest_paths, save_manifest
 from hourglass_w2v2.models import SAMPLE_RATE
 
 MIN_SAMPLE_SIZE = 32_000  # fairseq's min_sample_size: shorter pretraining cuts are skipped

@@ -1,4 +1,4 @@
-"""A tiny fake LibriSpeech + Libri-Light tree for tests (as ``lhotse.testing`` ships helpers).
+"""A tiny fake LibriSpeech + Libri-Light tree for the tests (as ``lhotse.testing`` ships helpers).
 
 ``write_fake_librispeech(dl_dir)`` writes ``dl_dir/LibriSpeech/<part>/...`` and
 ``dl_dir/librispeech_finetuning/{1h/{0..5},9h}/{clean,other}/...`` in the real layouts, with

@@ -1,0 +1,1 @@
+"""Corpus generation for the synth recipe: a sentence grammar and espeak-ng speakers."""
