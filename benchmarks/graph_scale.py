@@ -277,6 +277,7 @@ def step_search(args: argparse.Namespace) -> dict:
     from hourglass_w2v2.decoding.graph import load_graph
     from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
     from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
+    from hourglass_w2v2.scoring import error_stats
 
     lang = args.work_dir / "lang_bpe_500"
     rng = np.random.default_rng(args.seed + 7)
@@ -291,8 +292,8 @@ def step_search(args: argparse.Namespace) -> dict:
     options = SearchOptions(beam=args.beam, max_active=args.max_active)
     search = GraphSearch(graph, options)
     decode_s = audio_s = 0.0
-    errors = ref_words = 0
-    for text in sentences:
+    results = []
+    for i, text in enumerate(sentences):
         seconds = len(text.split()) / WORDS_PER_SECOND
         units = tok.encode(text)
         lp = peaky_log_probs(
@@ -302,9 +303,7 @@ def step_search(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         hyp = [id2word[i] for i in search.best_path(lp, args.lm_scale)]
         decode_s += time.perf_counter() - start
-        ref = text.split()
-        errors += _edit_distance(ref, hyp)
-        ref_words += len(ref)
+        results.append((str(i), text.split(), hyp))
     return {
         "graph_load_s": round(load_s, 1),
         "graph_rss_mb": round(rss_graph / 1024),
@@ -312,7 +311,7 @@ def step_search(args: argparse.Namespace) -> dict:
         "audio_s": round(audio_s, 1),
         "decode_s": round(decode_s, 2),
         "rtf": round(decode_s / audio_s, 4),
-        "wer": round(100 * errors / max(ref_words, 1), 2),
+        "wer": round(error_stats(results)[0].error_rate, 2),
         "beam": args.beam,
         "max_active": args.max_active,
         "lm_scale": args.lm_scale,
@@ -361,16 +360,6 @@ def peaky_log_probs(
     logits[confused, wrong] = logits[confused, frames[confused]] + 1.0
     logits[:, 1] -= 20  # <sos/eos> is never emitted
     return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
-
-
-def _edit_distance(ref: list[str], hyp: list[str]) -> int:
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i]
-        for j, h in enumerate(hyp, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h)))
-        prev = cur
-    return prev[-1]
 
 
 STEPS = ("words", "prepare_lang", "arpa3", "compile_graphs", "search", "arpa4", "rescore_lm")
