@@ -28,7 +28,6 @@ from hourglass_w2v2.data.datasets import (
     CtcDataset,
     filter_ctc_cuts,
     make_eval_sampler,
-    make_sampler,
 )
 from hourglass_w2v2.fileio import atomic_save
 from hourglass_w2v2.greedy import ctc_greedy_search
@@ -39,6 +38,7 @@ from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.pretrain_task import (
     model_config,
     train_cuts,
+    train_sampler,
     valid_cuts,
 )
 from hourglass_w2v2.training.task import Task
@@ -210,17 +210,7 @@ class CtcTask(Task):
         return CtcDataset(self.tokenizer.encode, d.normalize, d.skip_corrupt)
 
     def train_data(self):
-        d = self.cfg.data
-        sampler = make_sampler(
-            self._cuts(train=True),
-            d.max_duration,
-            d.shuffle,
-            self.cfg.trainer.seed,
-            d.num_buckets,
-            d.buffer_size,
-            d.duration_bins,
-        )
-        return self._dataset(), sampler
+        return self._dataset(), train_sampler(self._cuts(train=True), self.cfg)
 
     def set_num_updates(self, model: nn.Module, update: int) -> None:
         self.update = update  # the encoder stays frozen for the first freeze_encoder_updates

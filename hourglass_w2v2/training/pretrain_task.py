@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler
 from torch import nn
 
 from hourglass_w2v2.data.datasets import (
@@ -101,6 +103,20 @@ def train_cuts(d: DataConfig):
     return filter_durations(cuts, d)
 
 
+def train_sampler(cuts: CutSet, cfg: ExperimentConfig) -> DynamicBucketingSampler:
+    """The training sampler of ``cuts`` as the ``data`` section and the trainer's seed say."""
+    d = cfg.data
+    return make_sampler(
+        cuts,
+        d.max_duration,
+        d.shuffle,
+        cfg.trainer.seed,
+        d.num_buckets,
+        d.buffer_size,
+        d.duration_bins,
+    )
+
+
 def filter_durations(cuts, d: DataConfig):
     """Lazily drop cuts outside ``[min_duration, max_cut_duration]``."""
     if d.min_duration > 0:
@@ -134,16 +150,7 @@ class PretrainTask(Task):
         dataset = PretrainDataset(
             d.max_sample_size, d.normalize, d.skip_corrupt, seed=self.cfg.trainer.seed
         )
-        sampler = make_sampler(
-            cuts,
-            d.max_duration,
-            d.shuffle,
-            self.cfg.trainer.seed,
-            d.num_buckets,
-            d.buffer_size,
-            d.duration_bins,
-        )
-        return dataset, sampler
+        return dataset, train_sampler(cuts, self.cfg)
 
     def set_num_updates(self, model: nn.Module, update: int) -> None:
         model.set_num_updates(update)
