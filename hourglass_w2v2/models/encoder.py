@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from hourglass_w2v2.models.config import hourglass_num_layers
 from hourglass_w2v2.models.hourglass import Shorten, Upsample
@@ -174,7 +175,9 @@ class TransformerEncoder(nn.Module):
 
     ``hourglass`` is a parsed spec ``(n_pre, (inner, factor), n_post)`` or None (vanilla).
     A level with factor 1 runs its layers at full rate with no resampling or residual, so it is
-    exactly the vanilla encoder.
+    exactly the vanilla encoder. With ``checkpoint_layers`` (an attribute, may be set after
+    construction), a layer run with gradients keeps only its input and recomputes the rest in
+    backward, replaying the same dropout draws.
     """
 
     def __init__(
@@ -194,9 +197,11 @@ class TransformerEncoder(nn.Module):
         shorten: str = "avg",
         upsample: str = "repeat",
         shorten_pools_padding: bool = False,
+        checkpoint_layers: bool = False,
     ):
         super().__init__()
         self.layer_norm_first, self.layerdrop = layer_norm_first, layerdrop
+        self.checkpoint_layers = checkpoint_layers
         self.hourglass = hourglass
         self.pos_conv = PositionalConvEmbedding(dim, conv_pos, conv_pos_groups)
         self.layer_norm = nn.LayerNorm(dim)
@@ -245,6 +250,8 @@ class TransformerEncoder(nn.Module):
         for i in range(start, start + count):
             if drops[i]:
                 x = keep_in_graph(x, self.layers[i].parameters())
+            elif self.checkpoint_layers and torch.is_grad_enabled():
+                x = checkpoint(self.layers[i], x, attn_mask, use_reentrant=False)
             else:
                 x = self.layers[i](x, attn_mask)
             if outputs is not None:

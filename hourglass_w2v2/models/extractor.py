@@ -6,9 +6,18 @@ Unlike fairseq and torchaudio, the ``group_norm`` variant normalises each channe
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    checkpoint,
+    create_selective_checkpoint_contexts,
+)
+
+from hourglass_w2v2.models.config import EXTRACTOR_CHECKPOINTING
 
 
 class GradMultiply(torch.autograd.Function):
@@ -87,11 +96,29 @@ class ConvBlock(nn.Module):
         return F.gelu(x), lengths
 
 
+def keep_multichannel_conv_outputs(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    """Selective-checkpointing policy of ``checkpoint="selective"``: save what is costly to redo.
+
+    A convolution reading more than one channel per group (C_in x kernel multiply-adds per
+    output value, 1536 at Base) keeps its output; everything else is recomputed in backward:
+    norms and GELUs (a few operations per value) and the first conv, which reads the one-channel
+    waveform (kernel multiply-adds per value) yet writes the longest, widest output.
+    """
+    if op is torch.ops.aten.convolution.default and args[1].shape[1] > 1:
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
 class FeatureExtractor(nn.Module):
     """Stack of :class:`ConvBlock` over the raw waveform.
 
     ``mode="group_norm"`` normalises only the first layer (wav2vec 2.0 Base), ``"layer_norm"``
     every layer (Large / LV-60k).
+
+    ``checkpoint`` trades compute for memory when gradients flow through the stack: ``"all"``
+    keeps only the waveform and recomputes every layer in backward; ``"selective"`` also keeps
+    the outputs of the convs past the first (:func:`keep_multichannel_conv_outputs`). Without
+    gradients (a frozen extractor, ``torch.no_grad``) it does nothing.
     """
 
     def __init__(
@@ -99,10 +126,17 @@ class FeatureExtractor(nn.Module):
         conv_layers: list[tuple[int, int, int]],
         mode: str = "group_norm",
         conv_bias: bool = False,
+        checkpoint: str = "none",
     ):
         super().__init__()
         if mode not in ("group_norm", "layer_norm"):
             raise ValueError(f"unknown extractor mode {mode!r}")
+        if checkpoint not in EXTRACTOR_CHECKPOINTING:
+            raise ValueError(
+                f"extractor checkpoint must be one of {', '.join(EXTRACTOR_CHECKPOINTING)}, "
+                f"got {checkpoint!r}"
+            )
+        self.checkpoint = checkpoint
         self.layer_spec = list(conv_layers)
         blocks = []
         in_dim = 1
@@ -123,6 +157,27 @@ class FeatureExtractor(nn.Module):
         if waveforms.ndim != 2:
             raise ValueError(f"expected waveforms of shape (B, S), got {tuple(waveforms.shape)}")
         x = waveforms.unsqueeze(1)
+        needs_grad = waveforms.requires_grad or any(p.requires_grad for p in self.parameters())
+        if self.checkpoint == "none" or not (torch.is_grad_enabled() and needs_grad):
+            x, lengths = self._run_blocks(x, lengths)
+        else:
+            context_fn = None
+            if self.checkpoint == "selective":
+                context_fn = functools.partial(
+                    create_selective_checkpoint_contexts, keep_multichannel_conv_outputs
+                )
+            x, lengths = checkpoint(
+                self._run_blocks,
+                x,
+                lengths,
+                use_reentrant=False,
+                # so hooks such as save_on_cpu (or a memory count) see what SAC keeps
+                respect_saved_tensors_hooks=True,
+                **({"context_fn": context_fn} if context_fn else {}),
+            )
+        return x.transpose(1, 2), lengths
+
+    def _run_blocks(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         for block in self.conv_layers:
             x, lengths = block(x, lengths)
-        return x.transpose(1, 2), lengths
+        return x, lengths

@@ -113,7 +113,10 @@ class Wav2Vec2Backbone(nn.Module):
         dim = cfg.encoder_embed_dim
         self.feature_grad_mult = cfg.feature_grad_mult
         self.feature_extractor = FeatureExtractor(
-            cfg.extractor_conv_layers, cfg.extractor_mode, cfg.extractor_conv_bias
+            cfg.extractor_conv_layers,
+            cfg.extractor_mode,
+            cfg.extractor_conv_bias,
+            checkpoint=cfg.checkpoint_extractor,
         )
         self.feature_norm = nn.LayerNorm(cfg.extractor_dim)
         self.feature_proj = nn.Linear(cfg.extractor_dim, dim)
@@ -135,6 +138,7 @@ class Wav2Vec2Backbone(nn.Module):
             shorten=cfg.shorten,
             upsample=cfg.upsample,
             shorten_pools_padding=cfg.shorten_pools_padding,
+            checkpoint_layers=cfg.checkpoint_layers,
         )
         self.encoder.layers.apply(init_bert_params)
         for conv in (b.conv for b in self.feature_extractor.conv_layers):

@@ -69,27 +69,18 @@ class ResumeError(RuntimeError):
 
 
 def enable_activation_checkpointing(model: nn.Module) -> int:
-    """Recompute every transformer layer's activations in backward instead of storing them.
+    """Turn on the model's ``checkpoint_layers`` (``trainer.activation_checkpointing``).
 
-    Trades ~30% more compute for memory that no longer grows with depth; dropout masks are
-    replayed identically (``torch.utils.checkpoint`` restores the RNG state). Returns how many
-    layers were wrapped.
+    Every transformer layer then recomputes its activations in backward instead of storing
+    them, with the same dropout draws; the extractor has its own ``model.checkpoint_extractor``.
+    Returns how many layers are checkpointed.
     """
-    from torch.utils.checkpoint import checkpoint
+    from hourglass_w2v2.models.encoder import TransformerEncoder
 
-    from hourglass_w2v2.models.encoder import EncoderLayer
-
-    layers = [m for m in model.modules() if isinstance(m, EncoderLayer)]
-    for layer in layers:
-        forward = layer.forward
-
-        def checkpointed(x, attn_mask, _forward=forward):
-            if not torch.is_grad_enabled():
-                return _forward(x, attn_mask)
-            return checkpoint(_forward, x, attn_mask, use_reentrant=False)
-
-        layer.forward = checkpointed
-    return len(layers)
+    encoders = [m for m in model.modules() if isinstance(m, TransformerEncoder)]
+    for encoder in encoders:
+        encoder.checkpoint_layers = True
+    return sum(len(encoder.layers) for encoder in encoders)
 
 
 def derive_accum_grad(cfg: ExperimentConfig, world_size: int) -> int:

@@ -1,0 +1,137 @@
+"""Activation checkpointing (``checkpoint_extractor``, ``checkpoint_layers``): the same gradients
+as without it, dropout included, and fewer bytes saved for backward."""
+
+import pytest
+import torch
+
+from hourglass_w2v2.models import ModelConfig, build_model
+from hourglass_w2v2.models import extractor as extractor_module
+from hourglass_w2v2.models.extractor import FeatureExtractor
+
+SMALL = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
+DROPOUT_ON = dict(
+    dropout=0.1, attention_dropout=0.1, activation_dropout=0.1, dropout_input=0.1, layerdrop=0.0
+)
+
+
+def saved_bytes(fn, module: torch.nn.Module) -> int:
+    """Bytes of the distinct non-parameter storages autograd saves for backward in ``fn()``."""
+    weights = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def extractor_grads(mode: str, norm: str, lengths: torch.Tensor | None):
+    torch.manual_seed(0)
+    fe = FeatureExtractor(SMALL, norm, checkpoint=mode)
+    wav = torch.randn(2, 4000, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    feats, _ = fe(wav, lengths)
+    (feats * torch.linspace(-1, 1, feats.shape[-1])).pow(2).sum().backward()
+    return feats.detach(), wav.grad, {n: p.grad for n, p in fe.named_parameters()}
+
+
+@pytest.mark.parametrize("mode", ["selective", "all"])
+@pytest.mark.parametrize(
+    "norm,lengths",
+    [("group_norm", None), ("group_norm", torch.tensor([4000, 2700])), ("layer_norm", None)],
+)
+def test_extractor_checkpointing_gives_the_same_output_and_gradients(mode, norm, lengths):
+    out0, wav_grad0, grads0 = extractor_grads("none", norm, lengths)
+    out1, wav_grad1, grads1 = extractor_grads(mode, norm, lengths)
+    torch.testing.assert_close(out1, out0, rtol=0, atol=0)
+    torch.testing.assert_close(wav_grad1, wav_grad0, rtol=0, atol=1e-6)
+    num_norms = 1 if norm == "group_norm" else 7
+    assert grads1.keys() == grads0.keys() and len(grads0) == 7 + 2 * num_norms  # conv, norm
+    for name in grads0:
+        torch.testing.assert_close(grads1[name], grads0[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_extractor_checkpointing_saves_only_what_its_mode_keeps():
+    torch.manual_seed(0)
+    wav = torch.randn(1, 16000)
+    frames = [3199, 1599, 799, 399, 199, 99, 49]  # each conv layer's output length for 1 s
+    measured = {}
+    for mode in ("none", "selective", "all"):
+        fe = FeatureExtractor(SMALL, "group_norm", checkpoint=mode)
+        measured[mode] = saved_bytes(lambda fe=fe: fe(wav)[0].pow(2).sum().backward(), fe)
+    fp32 = 4 * 32
+    # none: at least every conv output and every GELU output (the next conv's input)
+    assert measured["none"] >= 2 * fp32 * sum(frames)
+    # all: the input waveform and the extractor's output (which the loss squares)
+    assert measured["all"] == 4 * 16000 + fp32 * frames[-1]
+    # selective: those and the outputs of the convs past the first one
+    assert measured["selective"] == measured["all"] + fp32 * sum(frames[1:])
+    assert measured["all"] < 0.04 * measured["none"]
+
+
+def test_extractor_checkpointing_is_a_no_op_without_gradients(monkeypatch):
+    calls = []
+    real = extractor_module.checkpoint
+    monkeypatch.setattr(
+        extractor_module, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    cfg = ModelConfig.preset("tiny", checkpoint_extractor="all", feature_grad_mult=0.1)
+    model = build_model(cfg, task="ctc", vocab_size=5).train()
+    wav = torch.randn(1, 8000)
+    model.encode(wav).sum().backward()
+    assert len(calls) == 1  # trained extractor: checkpointed
+    # fine-tuning freezes the extractor: it runs without autograd, nothing to recompute
+    model.freeze_feature_extractor()
+    fe = model.feature_extractor
+    assert saved_bytes(lambda: fe(wav), fe) == 0
+    model.encode(wav).sum().backward()
+    with torch.no_grad():
+        model.encode(wav)
+    assert len(calls) == 1
+
+
+def model_grads(preset: str, **overrides):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.preset(preset, num_negatives=10, **DROPOUT_ON, **overrides))
+    wav = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1))
+    padding = torch.zeros(2, 16000, dtype=torch.bool)
+    padding[1, 11000:] = True
+    torch.manual_seed(1)  # masks, negatives and dropout: the same draws in every run
+    box = {}
+
+    def step():
+        box["loss"] = model(wav, padding).loss
+        box["loss"].backward()
+
+    nbytes = saved_bytes(step, model)
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    return box["loss"].detach(), grads, nbytes
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-hourglass"])
+def test_layer_and_extractor_checkpointing_replay_dropout_exactly(preset):
+    loss0, grads0, bytes0 = model_grads(preset)
+    loss1, grads1, bytes1 = model_grads(preset, checkpoint_layers=True)
+    loss2, grads2, bytes2 = model_grads(
+        preset, checkpoint_layers=True, checkpoint_extractor="all", feature_grad_mult=0.1
+    )
+    loss3, grads3, _ = model_grads(preset, feature_grad_mult=0.1)
+    assert loss1 == loss0 and loss2 == loss3
+    assert grads1.keys() == grads0.keys() and grads2.keys() == grads0.keys()
+    for name in grads0:
+        torch.testing.assert_close(grads1[name], grads0[name], rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(grads2[name], grads3[name], rtol=0, atol=1e-6, msg=name)
+    assert bytes1 < 0.8 * bytes0 and bytes2 < 0.5 * bytes1
+
+
+def test_checkpoint_options_in_the_config():
+    assert ModelConfig().checkpoint_extractor == "none" and not ModelConfig().checkpoint_layers
+    # YAML booleans read as the whole stack or nothing
+    assert ModelConfig(checkpoint_extractor=True).checkpoint_extractor == "all"
+    assert ModelConfig(checkpoint_extractor=False).checkpoint_extractor == "none"
+    with pytest.raises(ValueError, match="checkpoint_extractor.*none, selective, all"):
+        ModelConfig(checkpoint_extractor="some")
