@@ -10,6 +10,12 @@
 #   stage 3: raw-audio cut sets   data/manifests/librispeech_cuts_<part>.jsonl.gz, ..._cuts_pretrain
 #   stage 4: units                data/lang_char, data/lang_bpe_500
 #   stage 5: LMs and graphs       data/lm/G_{3,4}_gram.arpa, data/lang_*/{H,L,HL,HLG}.fst
+# Optional stages, after the default stop stage (run them with --stage 6 --stop-stage 7):
+#   stage 6: Libri-Light segments data/manifests/librilight_cuts_<part>.jsonl.gz for each of
+#            --librilight-parts (small/medium/large) under --librilight-dir (an unpacked tree:
+#            nothing is downloaded), cut by the shipped VAD times (or --segment-by window)
+#   stage 7: Shar shards          $shar_dir/{cuts,recording}.<n>.*: the stage-3 pretraining
+#            cuts plus stage 6's, shuffled, in shards (set data.shar_dir to train from them)
 # Parts are those present under download/LibriSpeech; pretraining uses every train-* part.
 # Each stage is skipped when its .done marker exists (delete it, or the outputs, to redo).
 set -euo pipefail
@@ -21,9 +27,18 @@ download=false      # true: stage 0 downloads missing data
 num_jobs=8          # threads reading audio headers in stages 1-2
 skip_bad=false      # true: leave out bad audio/transcripts (and count them) instead of failing
 bpe_vocab_sizes="500"
+librilight_dir=""   # stage 6: the folder holding small/ medium/ large/ (unpacked)
+librilight_parts="small"
+segment_by=vad      # stage 6: vad (merge the shipped VAD stretches) | window (fixed, --overlap)
+segment_max_duration=30  # stage 6: longest segment / window length, seconds
+overlap=0           # stage 6, window: seconds shared by consecutive windows
+shar_dir=data/shar/pretrain
+shar_shard_size=1000
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
-Options: --stage --stop-stage --dl-dir --download --num-jobs --skip-bad --bpe-vocab-sizes"
+Options: --stage --stop-stage --dl-dir --download --num-jobs --skip-bad --bpe-vocab-sizes
+  --librilight-dir --librilight-parts --segment-by --segment-max-duration --overlap
+  --shar-dir --shar-shard-size"
 
 . ./utils/parse_options.sh
 . ./utils/log.sh
@@ -147,6 +162,37 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       python -m hourglass_w2v2.bin.compile_graphs --lang-dir "$lang" --arpa data/lm/G_3_gram.arpa
     done
     touch data/.graphs.done
+  fi
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  if [ -z "$librilight_dir" ]; then
+    log "Stage 6: no --librilight-dir given, skipping Libri-Light"
+  else
+    log "Stage 6: Libri-Light $librilight_parts from $librilight_dir cut into segments" \
+      "(by $segment_by, at most $segment_max_duration s)"
+    python -m hourglass_w2v2.bin.prepare_librilight --corpus-dir "$librilight_dir" \
+      --manifest-dir "$manifests" --parts $librilight_parts --segment-by "$segment_by" \
+      --max-duration "$segment_max_duration" --overlap "$overlap" --num-jobs "$num_jobs"
+  fi
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  if [ -d "$shar_dir" ]; then
+    log "Stage 7: $shar_dir exists, skipping"
+  else
+    shar_inputs=""
+    for f in $manifests/${corpus}_cuts_pretrain.jsonl.gz \
+        $(for p in $librilight_parts; do echo $manifests/librilight_cuts_$p.jsonl.gz; done); do
+      [ -f "$f" ] && shar_inputs="$shar_inputs $f"
+    done
+    if [ -z "$shar_inputs" ]; then
+      log "Error: no pretraining cut set in $manifests; run stage 3 (and stage 6) first"
+      exit 1
+    fi
+    log "Stage 7: Shar shards of$shar_inputs in $shar_dir ($shar_shard_size cuts each)"
+    python -m hourglass_w2v2.bin.prepare_shar --cuts $shar_inputs --out-dir "$shar_dir" \
+      --shard-size "$shar_shard_size" --num-jobs "$num_jobs"
   fi
 fi
 
