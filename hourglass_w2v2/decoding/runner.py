@@ -22,7 +22,6 @@ import json
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from lhotse.cut import Cut
 from tqdm import tqdm
 
 from hourglass_w2v2.data.datasets import CorruptAudioError, CtcDataset, cut_set_path
+from hourglass_w2v2.data.prepare.librispeech import list_problems, scan_split
 from hourglass_w2v2.decoding.methods import Decoder
 from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.scoring import (
@@ -45,8 +45,6 @@ from hourglass_w2v2.scoring import (
     write_group,
 )
 
-#: problems listed in one error message; the rest are counted
-MAX_LISTED = 20
 AUDIO_SUFFIXES = (".flac", ".wav")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -69,138 +67,52 @@ class TestSet:
     left_out: list[str] = field(default_factory=list)
 
 
-def _listing(problems: list[str]) -> str:
-    shown = "\n  ".join(problems[:MAX_LISTED])
-    more = len(problems) - MAX_LISTED
-    return "\n  " + shown + (f"\n  ... and {more} more" if more > 0 else "")
-
-
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-# word characters and apostrophes make words; everything else (punctuation, "_") separates them
-_WORD_SEPARATOR = re.compile(r"(?:[^\w']|_)+")
-
-
-def normalize_transcript(text: str) -> str:
-    """A transcript written the way the recipe's transcripts are: LibriSpeech's convention.
-
-    LibriSpeech and the synth corpus write upper-case words of letters, digits and apostrophes
-    separated by single spaces. Here the text is NFKC-normalised, typographic apostrophes become
-    ``'``, letters are upper-cased, every other character (punctuation, quotes, hyphens)
-    separates words, and apostrophes quoting a whole word (``'word'``) are dropped. Text already
-    in that form is returned unchanged.
-    """
-    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).upper()
-    words = []
-    for word in _WORD_SEPARATOR.split(text):
-        if len(word) > 1 and word[0] == word[-1] == "'":
-            word = word.strip("'")
-        if word.strip("'"):
-            words.append(word)
-    return " ".join(words)
-
-
-def _audio_problem(path: Path, error: Exception) -> str:
-    """``"<file>: <what is wrong>"`` for an audio file lhotse could not open."""
-    if path.stat().st_size == 0:
-        return f"{path}: zero-length audio file (0 bytes)"
-    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return f"{path}: corrupt or unreadable audio file ({detail})"
-
-
 def librispeech_folder_cuts(folder: str | Path, skip_bad: bool = False) -> tuple[CutSet, list[str]]:
     """Cuts of a folder in LibriSpeech layout (``*.trans.txt`` next to ``<utt>.flac``/``.wav``).
 
-    Returns the cuts and ``"<file>: <why>"`` for each utterance left out. References are
-    normalised as :func:`normalize_transcript` says (the log counts the lines changed). Audio
-    without a transcript line cannot be scored: it is left out and logged. A transcript line
-    without audio, a duplicate utterance id or unreadable / zero-length audio stops with a
-    :class:`DecodeInputError` listing every such problem; with ``skip_bad`` those utterances
-    are left out instead.
+    The folder is read by :func:`~hourglass_w2v2.data.prepare.librispeech.scan_split`, as
+    stage 1 reads one, with references normalised as the recipe's transcripts are written. Returns
+    the cuts and ``"<file>: <why>"`` for each utterance left out. Audio without a transcript line
+    cannot be scored: it is left out and logged. Any other problem the reader names (a transcript
+    line without audio, a duplicate utterance id, unreadable, truncated or zero-length audio, a
+    transcript that is not UTF-8) stops with a :class:`DecodeInputError` listing every one; with
+    ``skip_bad`` those utterances are left out instead.
     """
     folder = Path(folder)
-    cuts, bad, changed = [], [], []
-    referenced: set[Path] = set()
-    seen: set[str] = set()
-    num_lines = 0
-    for trans in sorted(folder.rglob("*.trans.txt")):
-        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            num_lines += 1
-            utt_id, _, written = line.strip().partition(" ")
-            where = f"{trans}:{lineno}"
-            text = normalize_transcript(written)
-            if text != written.strip():
-                changed.append(f"{where}: {written.strip()!r} -> {text!r}")
-            candidates = [trans.parent / f"{utt_id}{ext}" for ext in AUDIO_SUFFIXES]
-            referenced.update(candidates)
-            if utt_id in seen:
-                bad.append(f"{where}: duplicate utterance id {utt_id}")
-                continue
-            seen.add(utt_id)
-            audio = next((p for p in candidates if p.is_file()), None)
-            if audio is None:
-                bad.append(
-                    f"{where}: transcript line {utt_id} has no audio file "
-                    f"({' or '.join(p.name for p in candidates)})"
-                )
-                continue
-            try:
-                rec = Recording.from_file(audio, recording_id=utt_id)
-            except Exception as e:  # lhotse wraps each audio backend's own error types
-                bad.append(_audio_problem(audio, e))
-                continue
-            if rec.num_samples == 0:
-                bad.append(f"{audio}: zero-length audio file (no samples)")
-                continue
-            cut = rec.to_cut()
-            cut.supervisions = [
-                SupervisionSegment(
-                    id=utt_id,
-                    recording_id=utt_id,
-                    start=0.0,
-                    duration=rec.duration,
-                    text=text,
-                    speaker=utt_id.split("-")[0],
-                )
-            ]
-            cuts.append(cut)
-    if num_lines == 0:
-        raise DecodeInputError(
-            f"{folder} has no *.trans.txt transcript lines (expected LibriSpeech layout: "
-            "<spk>/<chapter>/<spk>-<chapter>.trans.txt next to the audio)"
-        )
-    if changed:
-        logging.info(
-            "%s: normalised %d of %d transcript lines as the recipe's transcripts are written "
-            "(upper case, punctuation and quotes removed, typographic apostrophes made \"'\"), "
-            "e.g. %s",
-            folder,
-            len(changed),
-            num_lines,
-            "; ".join(changed[:3]),
-        )
-    orphans = [
-        f"{p}: audio file has no transcript line"
-        for p in sorted(folder.rglob("*"))
-        if p.suffix in AUDIO_SUFFIXES and p not in referenced
-    ]
-    if orphans:
+    scan = scan_split(folder, audio_suffixes=AUDIO_SUFFIXES, normalize_text=True,
+                      require_text=False, check_layout=False)
+    if scan.unpaired_audio:
         logging.warning(
             "%s: %d audio file(s) have no transcript line and are left out:%s",
             folder,
-            len(orphans),
-            _listing(orphans),
+            len(scan.unpaired_audio),
+            list_problems(scan.unpaired_audio),
         )
-    if bad and not skip_bad:
+    if scan.problems and not skip_bad:
         raise DecodeInputError(
-            f"{folder}: {len(bad)} utterance(s) cannot be decoded:{_listing(bad)}\n"
+            f"{folder}: {len(scan.problems)} utterance(s) cannot be decoded:"
+            f"{list_problems(scan.problems)}\n"
             "fix or remove them, or pass --skip-bad to decode the rest and list them in "
             "skipped-<test>.txt next to the summary"
         )
-    if not cuts:
+    if not scan.utterances:
         raise DecodeInputError(f"{folder}: no utterance has both a transcript line and audio")
-    return CutSet.from_cuts(cuts), bad + orphans
+    cuts = []
+    for utt in scan.utterances:
+        rec = Recording.from_file(utt.audio, recording_id=utt.utt_id)
+        cut = rec.to_cut()
+        cut.supervisions = [
+            SupervisionSegment(
+                id=utt.utt_id,
+                recording_id=utt.utt_id,
+                start=0.0,
+                duration=rec.duration,
+                text=utt.text,
+                speaker=utt.utt_id.split("-")[0],
+            )
+        ]
+        cuts.append(cut)
+    return CutSet.from_cuts(cuts), scan.problems + scan.unpaired_audio
 
 
 def open_test_set(arg: str | Path, skip_bad: bool = False) -> TestSet:
@@ -436,7 +348,7 @@ def decode_test_set(
             name,
             len(left_out),
             name,
-            _listing(left_out),
+            list_problems(left_out),
         )
     summary = {}
     for d in decoders:

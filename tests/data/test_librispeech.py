@@ -5,11 +5,16 @@ import logging
 
 import numpy as np
 import pytest
+import soundfile as sf
 from fake_librispeech import write_fake_librispeech, write_utterance
 from lhotse import load_manifest
 
 from hourglass_w2v2.data.prepare.cuts import prepare_cut_sets
-from hourglass_w2v2.data.prepare.librispeech import BadCorpusError, prepare_corpus_manifests
+from hourglass_w2v2.data.prepare.librispeech import (
+    BadCorpusError,
+    prepare_corpus_manifests,
+    scan_split,
+)
 
 PARTS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
 
@@ -205,3 +210,41 @@ def test_other_sample_rates_are_counted_and_resampled_in_stage_3(tree, caplog):
         assert audio.shape == (1, cut.num_samples)
         assert abs(cut.num_samples - 2.345 * 16000) <= 1
         assert 0.1 < np.abs(audio).max() < 1.0  # the tone survived resampling
+
+
+def test_one_reader_with_the_options_decode_uses(tree):
+    """``scan_split`` as ``bin.decode --cuts FOLDER`` calls it: ``.wav`` audio, references
+    normalised, an empty reference kept, ids need not match the folder, and audio without a
+    transcript line kept apart from the problems (it is left out, not an error)."""
+    corpus, _, _ = tree
+    audio = _first_audio(corpus)
+    chapter = audio.parent
+    trans = chapter / f"{chapter.parent.name}-{chapter.name}.trans.txt"
+    first = audio.stem
+    rest = [line for line in trans.read_text().splitlines() if not line.startswith(first)]
+    # a flat copy: ids no longer match the folder, one utterance as .wav, lower-case text
+    flat = corpus.parent / "flat"
+    flat.mkdir()
+    data, rate = sf.read(audio)
+    sf.write(flat / f"{first}.wav", data, rate)
+    for line in rest:
+        (flat / f"{line.split()[0]}.flac").write_bytes((chapter / f"{line.split()[0]}.flac")
+                                                      .read_bytes())
+    (flat / "orphan.flac").write_bytes(audio.read_bytes())
+    (flat / "x.trans.txt").write_text(f"{first} it's a “test”, ok\n" + "\n".join(
+        [rest[0].split()[0]] + rest[1:]) + "\n")
+    scan = scan_split(flat, num_jobs=2, audio_suffixes=(".flac", ".wav"), normalize_text=True,
+                      require_text=False, check_layout=False)
+    texts = {u.utt_id: u.text for u in scan.utterances}
+    assert texts[first] == "IT'S A TEST OK"
+    assert texts[rest[0].split()[0]] == ""
+    assert {u.utt_id: u.audio.suffix for u in scan.utterances}[first] == ".wav"
+    assert len(scan.utterances) == len(rest) + 1 and scan.problems == []
+    assert scan.unpaired_audio == [f"{flat / 'orphan.flac'}: audio file has no transcript line"]
+    # read as stage 1 reads, the same folder has a problem per utterance and the orphan
+    strict = scan_split(flat, num_jobs=2)
+    assert strict.utterances == []
+    assert f"{flat / 'x.trans.txt'}:1: utterance id {first} does not match the folder ." in (
+        strict.problems)
+    assert f"{flat / 'x.trans.txt'}:2: empty transcript for utterance {rest[0].split()[0]}" in (
+        strict.problems)

@@ -439,6 +439,36 @@ def test_corrupt_and_empty_audio(recipe, toy_lang):
     assert "cs-1.wav" in (d / "skipped-cs.txt").read_text()
 
 
+def test_folder_is_read_as_stage_1_reads_one(recipe, toy_lang, caplog):
+    """The reader prepare.sh stage 1 uses: macOS metadata and stray files are ignored and
+    reported, ``.wav`` audio is accepted, truncated audio and a transcript that is not UTF-8
+    text are named."""
+    caplog.set_level(logging.INFO)
+    root, manifests, exp = recipe
+    folder = root / "strays"
+    chapter = write_folder(folder, ["19-198-0000 THE CAT", "19-198-0001 A DOG"], ["19-198-0000"])
+    sf.write(chapter / "19-198-0001.wav", np.random.default_rng(2).normal(0, 0.1, 9000), 16000)
+    apple = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \xff\xfe\x00"
+    (chapter / "._19-198.trans.txt").write_bytes(apple)
+    (chapter / "._19-198-0000.flac").write_bytes(apple)
+    (chapter / "notes.txt").write_text("re-recorded\n")
+    run(exp, toy_lang, manifests, "--cuts", str(folder))
+    d = exp / "decode" / "ctc-greedy"
+    assert sorted(recog_refs(d / "recogs-strays-greedy.txt")) == ["19-198-0000", "19-198-0001"]
+    assert f"{folder}: ignoring 2 hidden file(s)" in caplog.text
+    assert (f"{folder}: ignoring 1 file(s) that are neither *.flac / *.wav audio nor "
+            f"*.trans.txt transcripts, e.g. {chapter / 'notes.txt'}") in caplog.text
+    flac = chapter / "19-198-0000.flac"
+    flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
+    with pytest.raises(SystemExit, match=r"19-198-0000.flac: audio file is truncated or damaged"):
+        run(exp, toy_lang, manifests, "--cuts", str(folder))
+    (chapter / "19-198.trans.txt").write_bytes(b"19-198-0000 THE CAT\n19-198-0001 A D\xf6G\n")
+    with pytest.raises(
+        SystemExit, match=r"(?s)19-198.trans.txt: not UTF-8 text \(byte 0xf6 at offset 35\)"
+    ):
+        run(exp, toy_lang, manifests, "--cuts", str(folder))
+
+
 def test_a_kill_while_writing_leaves_no_mixed_results(recipe, toy_lang, monkeypatch, capsys):
     import os
 

@@ -1,9 +1,11 @@
 """Checked reading of LibriSpeech-layout folders into lhotse manifests (recipe stage 1).
 
 A LibriSpeech-layout folder holds ``<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` and one
-``<spk>-<chapter>.trans.txt`` per chapter. Before lhotse sees a folder, ``scan_split`` checks it
-and reports, naming the file, every transcript line without audio, audio without a transcript
-line, empty transcript, unreadable or zero-length audio file and duplicate utterance id. By
+``<spk>-<chapter>.trans.txt`` per chapter. ``scan_split`` is the one reader of such folders (stage
+1, stage 2's Libri-Light folds and ``bin.decode --cuts FOLDER``): it reports, naming the file,
+every transcript line without audio, audio without a transcript line, empty transcript,
+transcript that is not UTF-8, unreadable, truncated or zero-length audio file and duplicate
+utterance id, and skips hidden and stray files, saying how many. In stage 1, by
 default any problem stops the stage before anything is written (``BadCorpusError``); with
 ``skip_bad`` the bad utterances are left out and counted. The good lines then go through lhotse's
 own LibriSpeech recipe code (``lhotse.recipes.librispeech.parse_utterance``, what
@@ -13,6 +15,8 @@ own LibriSpeech recipe code (``lhotse.recipes.librispeech.parse_utterance``, wha
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,13 +38,59 @@ class BadCorpusError(ValueError):
 
 
 @dataclass
+class Utterance:
+    """One good transcript line: its id, its text and the audio file it names."""
+
+    utt_id: str
+    text: str
+    audio: Path
+
+
+@dataclass
 class SplitScan:
     """Result of checking one LibriSpeech-layout folder."""
 
     split_dir: Path
-    lines: list[str] = field(default_factory=list)  # good "<utt-id> <TEXT>" lines
+    utterances: list[Utterance] = field(default_factory=list)  # good lines, in file order
     problems: list[str] = field(default_factory=list)  # "<file>: <what is wrong>"
+    unpaired_audio: list[str] = field(default_factory=list)  # "<file>: ... no transcript line"
     other_rate: int = 0  # good files not at 16 kHz (stage 3 resamples them)
+
+    @property
+    def lines(self) -> list[str]:
+        """The good lines as ``"<utt-id> <TEXT>"``, the form lhotse's recipe parses."""
+        return [f"{u.utt_id} {u.text}" for u in self.utterances]
+
+
+def list_problems(problems: list[str]) -> str:
+    """The first ``MAX_LISTED_PROBLEMS`` problems one per indented line, then how many more."""
+    shown = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    return "\n  " + shown + (f"\n  ... and {more} more" if more > 0 else "")
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+# word characters and apostrophes make words; everything else (punctuation, "_") separates them
+_WORD_SEPARATOR = re.compile(r"(?:[^\w']|_)+")
+
+
+def normalize_transcript(text: str) -> str:
+    """A transcript written the way the recipe's transcripts are: LibriSpeech's convention.
+
+    LibriSpeech and the synth corpus write upper-case words of letters, digits and apostrophes
+    separated by single spaces. Here the text is NFKC-normalised, typographic apostrophes become
+    ``'``, letters are upper-cased, every other character (punctuation, quotes, hyphens)
+    separates words, and apostrophes quoting a whole word (``'word'``) are dropped. Text already
+    in that form is returned unchanged.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).upper()
+    words = []
+    for word in _WORD_SEPARATOR.split(text):
+        if len(word) > 1 and word[0] == word[-1] == "'":
+            word = word.strip("'")
+        if word.strip("'"):
+            words.append(word)
+    return " ".join(words)
 
 
 def _check_audio(path: Path) -> tuple[str | None, int]:
@@ -65,8 +115,8 @@ def _check_audio(path: Path) -> tuple[str | None, int]:
     return None, info.samplerate
 
 
-def _list_split(split_dir: Path) -> tuple[list[Path], list[Path]]:
-    """The ``*.trans.txt`` and ``*.flac`` files of a folder; logs what else it holds.
+def _list_split(split_dir: Path, audio_suffixes: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """The ``*.trans.txt`` and audio files of a folder; logs what else it holds.
 
     Hidden files and folders (``.DS_Store``, macOS ``._*`` twins, which share the real files'
     suffixes but hold metadata) and ``__MACOSX`` folders are skipped; so are files of any other
@@ -81,7 +131,7 @@ def _list_split(split_dir: Path) -> tuple[list[Path], list[Path]]:
             continue
         elif path.name.endswith(".trans.txt"):
             transcripts.append(path)
-        elif path.suffix == ".flac":
+        elif path.suffix in audio_suffixes:
             audio.append(path)
         else:
             other.append(path)
@@ -89,26 +139,37 @@ def _list_split(split_dir: Path) -> tuple[list[Path], list[Path]]:
         logging.info(f"{split_dir}: ignoring {hidden} hidden file(s) (.DS_Store, macOS ._* or "
                      "__MACOSX metadata)")
     if other:
-        logging.warning(f"{split_dir}: ignoring {len(other)} file(s) that are neither *.flac "
+        kinds = " / ".join(f"*{s}" for s in audio_suffixes)
+        logging.warning(f"{split_dir}: ignoring {len(other)} file(s) that are neither {kinds} "
                         f"audio nor *.trans.txt transcripts, e.g. {other[0]}")
     return transcripts, audio
 
 
-def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
+def scan_split(split_dir: str | Path, num_jobs: int = 4, audio_suffixes: tuple[str, ...] = (
+        ".flac",), normalize_text: bool = False, require_text: bool = True,
+               check_layout: bool = True) -> SplitScan:
     """Check one LibriSpeech-layout folder (e.g. ``LibriSpeech/dev-clean``) and list problems.
 
-    Raises ``FileNotFoundError`` for a missing folder or one without any ``*.trans.txt``: there
-    is nothing to skip to then.
+    The defaults read a folder for lhotse's LibriSpeech recipe (stage 1): ``.flac`` audio,
+    text as written, an empty transcript and an utterance id that does not match its
+    ``<spk>/<chapter>`` folder are problems. ``bin.decode --cuts FOLDER`` also accepts other
+    ``audio_suffixes``, normalises references with :func:`normalize_transcript` (logging how
+    many lines changed), keeps empty references (``require_text=False``) and finds audio next
+    to its transcript wherever that is (``check_layout=False``). Raises ``FileNotFoundError``
+    for a missing folder or one without any ``*.trans.txt``: there is nothing to skip to then.
     """
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {split_dir}")
-    trans_files, audio_files = _list_split(split_dir)
+    trans_files, audio_files = _list_split(split_dir, audio_suffixes)
     if not trans_files:
-        raise FileNotFoundError(f"no *.trans.txt transcript files under {split_dir}")
+        raise FileNotFoundError(
+            f"no *.trans.txt transcript files under {split_dir} (expected LibriSpeech layout: "
+            "<spk>/<chapter>/<spk>-<chapter>.trans.txt next to the audio)")
     scan = SplitScan(split_dir)
-    candidates: dict[str, tuple[str, Path]] = {}  # utt id -> (line, audio path)
+    candidates: dict[str, Utterance] = {}
     referenced: set[Path] = set()  # audio named by any transcript line, good or bad
+    changed, num_lines = [], 0
     for trans in trans_files:
         try:
             text = trans.read_text(encoding="utf-8")
@@ -119,42 +180,48 @@ def scan_split(split_dir: str | Path, num_jobs: int = 4) -> SplitScan:
         for line_no, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
                 continue
-            fields = raw.strip().split(maxsplit=1)
-            utt_id = fields[0]
+            num_lines += 1
+            utt_id, _, written = raw.strip().partition(" ")
+            written = written.strip()
             where = f"{trans}:{line_no}"
-            audio = trans.parent / f"{utt_id}.flac"
-            referenced.add(audio)
-            if len(fields) == 1:
+            words = normalize_transcript(written) if normalize_text else written
+            if words != written:
+                changed.append(f"{where}: {written!r} -> {words!r}")
+            paths = [trans.parent / f"{utt_id}{suffix}" for suffix in audio_suffixes]
+            referenced.update(paths)
+            if require_text and not written:
                 scan.problems.append(f"{where}: empty transcript for utterance {utt_id}")
                 continue
             # lhotse finds the audio from the id (<spk>-<chapter>-<utt> -> <spk>/<chapter>/).
-            if trans.parent != split_dir / Path(utt_id.replace("-", "/")).parent:
+            if check_layout and trans.parent != split_dir / Path(utt_id.replace("-", "/")).parent:
                 scan.problems.append(f"{where}: utterance id {utt_id} does not match the folder "
                                      f"{trans.parent.relative_to(split_dir)}")
                 continue
             if utt_id in candidates:
                 scan.problems.append(f"{where}: duplicate utterance id {utt_id}")
                 continue
-            if not audio.is_file():
-                scan.problems.append(f"{where}: transcript line {utt_id} has no audio file {audio}")
+            audio = next((p for p in paths if p.is_file()), None)
+            if audio is None:
+                also = "".join(f" (nor {p.name})" for p in paths[1:])
+                scan.problems.append(f"{where}: transcript line {utt_id} has no audio file "
+                                     f"{paths[0]}{also}")
                 continue
-            candidates[utt_id] = (f"{utt_id} {fields[1].strip()}", audio)
-    for orphan in sorted(set(audio_files) - referenced):
-        scan.problems.append(f"{orphan}: audio file has no transcript line")
+            candidates[utt_id] = Utterance(utt_id, words, audio)
+    if changed:
+        logging.info(f"{split_dir}: normalised {len(changed)} of {num_lines} transcript lines as "
+                     "the recipe's transcripts are written (upper case, punctuation and quotes "
+                     f"removed, typographic apostrophes made \"'\"), e.g. {'; '.join(changed[:3])}")
+    scan.unpaired_audio = [f"{orphan}: audio file has no transcript line"
+                           for orphan in sorted(set(audio_files) - referenced)]
     with ThreadPoolExecutor(num_jobs) as pool:
-        checks = list(pool.map(_check_audio, [a for _, a in candidates.values()]))
-    for (line, _), (problem, rate) in zip(candidates.values(), checks, strict=True):
+        checks = list(pool.map(_check_audio, [u.audio for u in candidates.values()]))
+    for utt, (problem, rate) in zip(candidates.values(), checks, strict=True):
         if problem is not None:
             scan.problems.append(problem)
             continue
-        scan.lines.append(line)
+        scan.utterances.append(utt)
         scan.other_rate += rate != SAMPLE_RATE
     return scan
-
-
-def _audio_path(split_dir: Path, utt_id: str) -> Path:
-    """Where a LibriSpeech-layout folder keeps an utterance's audio (<spk>/<chapter>/<id>.flac)."""
-    return split_dir / Path(utt_id.replace("-", "/")).parent / f"{utt_id}.flac"
 
 
 def mark_duplicates_across(scans: Iterable[SplitScan]) -> int:
@@ -169,34 +236,35 @@ def mark_duplicates_across(scans: Iterable[SplitScan]) -> int:
     found = 0
     for scan in scans:
         kept = []
-        for line in scan.lines:
-            utt_id = line.split(maxsplit=1)[0]
-            if utt_id in first:
+        for utt in scan.utterances:
+            if utt.utt_id in first:
                 found += 1
                 scan.problems.append(
-                    f"{_audio_path(scan.split_dir, utt_id)}: duplicate utterance id {utt_id}, "
-                    f"also at {_audio_path(first[utt_id], utt_id)} (folders combined into one "
-                    "subset must not share ids; remove one copy)")
+                    f"{utt.audio}: duplicate utterance id {utt.utt_id}, also at "
+                    f"{first[utt.utt_id]} (folders combined into one subset must not share "
+                    "ids; remove one copy)")
                 continue
-            first[utt_id] = scan.split_dir
-            kept.append(line)
-        scan.lines = kept
+            first[utt.utt_id] = utt.audio
+            kept.append(utt)
+        scan.utterances = kept
     return found
 
 
 def check_scans(scans: Iterable[SplitScan], skip_bad: bool) -> int:
-    """Raise ``BadCorpusError`` listing the problems, or (``skip_bad``) log and count them."""
-    problems = [p for s in scans for p in s.problems]
+    """Raise ``BadCorpusError`` listing the problems, or (``skip_bad``) log and count them.
+
+    Stage 1 counts audio without a transcript line as a problem too: a download missing lines
+    of a transcript should not become a silently smaller corpus.
+    """
+    problems = [p for s in scans for p in s.problems + s.unpaired_audio]
     if not problems:
         return 0
-    listed = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
-    more = len(problems) - MAX_LISTED_PROBLEMS
-    listed += f"\n  ... and {more} more" if more > 0 else ""
     if not skip_bad:
         raise BadCorpusError(
             f"{len(problems)} bad utterance(s) or file(s), nothing written "
-            f"(rerun with --skip-bad to leave them out):\n  {listed}")
-    logging.warning(f"skipping {len(problems)} bad utterance(s) or file(s):\n  {listed}")
+            f"(rerun with --skip-bad to leave them out):{list_problems(problems)}")
+    logging.warning(f"skipping {len(problems)} bad utterance(s) or file(s):"
+                    f"{list_problems(problems)}")
     return len(problems)
 
 
