@@ -1,16 +1,20 @@
 """Map-style datasets over lhotse cuts: raw-audio batches for pretraining and CTC fine-tuning.
 
 Both follow lhotse's convention: the sampler yields a ``CutSet`` per batch and
-``dataset[cuts]`` turns it into tensors. Pretraining batches are cropped to their shortest
-utterance (wav2vec 2.0's rule, no padding); CTC batches are padded and carry a padding mask and
-token ids.
+``dataset[cuts]`` turns it into tensors. Pretraining can also read Lhotse Shar shards
+(:class:`ShardStreams`), where the sampler deals :class:`ShardTicket` s and the dataset reads
+the cuts and their audio from the shards in the DataLoader worker.
+
+Pretraining batches are cropped to their shortest utterance (wav2vec 2.0's rule, no padding);
+CTC batches are padded and carry a padding mask and token ids.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +266,107 @@ def filter_ctc_cuts(
                 "dropping cut %s: its label needs more frames than its audio gives", cut.id
             )
     return cuts.filter(fits), dropped
+
+
+# ---------------------------------------------------------------- Lhotse Shar shards
+
+
+@dataclass(frozen=True)
+class ShardTicket:
+    """A batch to make: batch ``batch`` of the stream over shards ``shards`` in ``epoch``.
+
+    The training sampler deals tickets (a few integers each) instead of cut sets; the dataset,
+    in whichever DataLoader worker receives the ticket, reads the stream's shards and returns
+    that batch.
+    """
+
+    epoch: int
+    shards: tuple[int, ...]
+    batch: int
+
+
+class ShardStreams:
+    """Batches of pretraining cuts read from Lhotse Shar shards, one stream per shard subset.
+
+    ``shards`` are ``{"cuts": ..., "recording": ...}`` paths (``shar_shards``); ``sampler_args``
+    are :func:`make_sampler`'s keyword arguments, ``min_duration`` / ``max_cut_duration`` the
+    data section's duration filter. A stream over some shards (in the given order) is a
+    ``DynamicBucketingSampler`` over their cuts set to an epoch: the same batches whether it
+    reads the metadata only (``cuts.<n>.jsonl.gz``, to count batches) or the audio as well.
+    """
+
+    def __init__(
+        self,
+        shards: list[dict[str, str]],
+        sampler_args: dict,
+        min_duration: float = 0.0,
+        max_cut_duration: float | None = None,
+    ) -> None:
+        self.shards = shards
+        self.sampler_args = sampler_args
+        self.min_duration = min_duration
+        self.max_cut_duration = max_cut_duration
+
+    def shard_order(self, epoch: int, seed: int, shuffle: bool) -> list[int]:
+        """The shard order of ``epoch``: drawn from ``(seed, epoch)``, or as listed."""
+        order = list(range(len(self.shards)))
+        if shuffle:
+            random.Random(f"shards:{seed}:{epoch}").shuffle(order)
+        return order
+
+    def cuts(self, shards: tuple[int, ...], with_audio: bool) -> CutSet:
+        """The cuts of ``shards`` in that order (lazy), duration-filtered."""
+        fields = {"cuts": [self.shards[i]["cuts"] for i in shards]}
+        if with_audio:
+            fields["recording"] = [self.shards[i]["recording"] for i in shards]
+        cuts = CutSet.from_shar(fields=fields)
+        lo, hi = self.min_duration, self.max_cut_duration
+        if lo > 0:
+            cuts = cuts.filter(lambda c: c.duration >= lo)
+        if hi is not None:
+            cuts = cuts.filter(lambda c: c.duration <= hi)
+        return cuts
+
+    def batches(self, epoch: int, shards: tuple[int, ...], with_audio: bool) -> Iterator[CutSet]:
+        """The stream's batches in ``epoch`` (the sampler's epoch sets its shuffling)."""
+        sampler = make_sampler(self.cuts(shards, with_audio), **self.sampler_args)
+        sampler.set_epoch(epoch)
+        return iter(sampler)
+
+    def count_batches(self, epoch: int, shards: tuple[int, ...]) -> int:
+        """How many batches the stream yields in ``epoch``, from the metadata alone."""
+        return sum(1 for _ in self.batches(epoch, shards, with_audio=False))
+
+
+class ShardedPretrainDataset(PretrainDataset):
+    """:class:`PretrainDataset` whose items are :class:`ShardTicket` s instead of cut sets.
+
+    Each process (DataLoader worker) keeps an open iterator per stream it serves and moves it
+    forward to the ticket's batch; the batches it passes over (a resumed epoch's start) are read
+    from the tar files but not decoded. Tickets of a stream must come in increasing order within
+    a process, which the sampler's dealing guarantees; an earlier one reopens the stream.
+    """
+
+    def __init__(self, streams: ShardStreams, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.streams = streams
+        self._open: dict[tuple[int, tuple[int, ...]], tuple[Iterator[CutSet], int]] = {}
+
+    def __getitem__(self, ticket: ShardTicket) -> dict:  # type: ignore[override]
+        key = (ticket.epoch, ticket.shards)
+        it, position = self._open.get(key, (None, 0))
+        if it is None or position > ticket.batch:
+            # streams of other epochs are finished: drop them with their buffered audio
+            self._open = {k: v for k, v in self._open.items() if k[0] == ticket.epoch}
+            it, position = self.streams.batches(ticket.epoch, ticket.shards, True), 0
+        try:
+            for _ in range(ticket.batch - position):
+                next(it)
+            cuts = next(it)
+        except StopIteration:
+            raise IndexError(
+                f"Shar stream over shards {list(ticket.shards)} has no batch {ticket.batch} in "
+                f"epoch {ticket.epoch}: the shards changed since the epoch's plan was made"
+            ) from None
+        self._open[key] = (it, ticket.batch + 1)
+        return super().__getitem__(cuts)

@@ -151,6 +151,9 @@ class DataConfig:
     valid_parts: list[str] = field(default_factory=lambda: ["dev-clean"])
     train_cuts: list[str] | None = None  # explicit cut-set paths; override train_parts
     valid_cuts: list[str] | None = None
+    # pretraining: read the training cuts from this Lhotse Shar folder (prepare.sh stage 7)
+    # instead of train_parts/train_cuts; each rank and DataLoader worker reads its own shards
+    shar_dir: str | None = None
     max_duration: float = checked(20.0, gt=0)  # seconds of audio per micro-batch (per GPU)
     valid_max_duration: float | None = checked(None, gt=0)  # defaults to max_duration
     valid_max_cuts: int | None = checked(None, ge=1)  # validate on the first N cuts only

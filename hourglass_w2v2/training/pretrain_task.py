@@ -11,15 +11,19 @@ from torch import nn
 
 from hourglass_w2v2.data.datasets import (
     PretrainDataset,
+    ShardedPretrainDataset,
+    ShardStreams,
     cut_set_path,
     load_cuts,
     make_eval_sampler,
     make_sampler,
     speed_perturbed,
 )
+from hourglass_w2v2.data.prepare.shar import shar_shards
 from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.training.config import DataConfig, ExperimentConfig
 from hourglass_w2v2.training.health import HealthMonitor
+from hourglass_w2v2.training.sampling import ShardedBatchSampler
 from hourglass_w2v2.training.task import Task
 
 #: PretrainOutput fields logged as metrics (all means over masked frames / the batch)
@@ -117,6 +121,43 @@ def train_sampler(cuts: CutSet, cfg: ExperimentConfig) -> DynamicBucketingSample
     )
 
 
+def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, ShardedBatchSampler]:
+    """Dataset and sampler reading the training cuts from the Shar shards of ``data.shar_dir``.
+
+    One stream per DataLoader worker (``data.num_workers``, at least one) on each rank; the
+    shard order is reshuffled every epoch when ``data.shuffle`` is set. Speed perturbation is
+    not available here (it would need every shard read once per factor).
+    """
+    d = cfg.data
+    if d.speed_perturb:
+        raise ValueError(
+            "data.speed_perturb cannot be combined with data.shar_dir; remove one of them"
+        )
+    data_paths(d, train=False)  # a wrong validation name fails now
+    try:
+        shards = shar_shards(d.shar_dir)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"data.shar_dir: {e}") from None
+    sampler_args = dict(
+        max_duration=d.max_duration,
+        shuffle=d.shuffle,
+        seed=cfg.trainer.seed,
+        num_buckets=d.num_buckets,
+        buffer_size=d.buffer_size,
+        duration_bins=d.duration_bins,
+    )
+    streams = ShardStreams(shards, sampler_args, d.min_duration, d.max_cut_duration)
+    dataset = ShardedPretrainDataset(
+        streams,
+        max_sample_size=d.max_sample_size,
+        normalize=d.normalize,
+        skip_corrupt=d.skip_corrupt,
+        seed=cfg.trainer.seed,
+    )
+    sampler = ShardedBatchSampler(streams, max(1, d.num_workers), cfg.trainer.seed, d.shuffle)
+    return dataset, sampler
+
+
 def filter_durations(cuts, d: DataConfig):
     """Lazily drop cuts outside ``[min_duration, max_cut_duration]``."""
     if d.min_duration > 0:
@@ -146,6 +187,8 @@ class PretrainTask(Task):
 
     def train_data(self):
         d = self.cfg.data
+        if d.shar_dir is not None:
+            return shar_train_data(self.cfg)
         cuts = train_cuts(d)
         dataset = PretrainDataset(
             d.max_sample_size, d.normalize, d.skip_corrupt, seed=self.cfg.trainer.seed

@@ -43,8 +43,9 @@ def shar_shards(shar_dir: str | Path) -> list[dict[str, str]]:
 
 
 def write_shar(cut_paths: list[str | Path], out_dir: str | Path, shard_size: int = 1000,
-               seed: int = 42, num_jobs: int = 1) -> tuple[int, int, float]:
-    """Write the cuts of ``cut_paths`` (shuffled with ``seed``) as Shar shards in ``out_dir``.
+               seed: int | None = 42, num_jobs: int = 1) -> tuple[int, int, float]:
+    """Write the cuts of ``cut_paths`` (shuffled with ``seed``; None keeps their order) as Shar
+    shards in ``out_dir``.
 
     Returns ``(shards, cuts, hours)``. ``out_dir`` must not exist yet; the shards go to a
     temporary sibling folder renamed to ``out_dir`` once all are written, so a killed run
@@ -60,7 +61,8 @@ def write_shar(cut_paths: list[str | Path], out_dir: str | Path, shard_size: int
     cuts = CutSet.from_cuts(c for p in cut_paths for c in CutSet.from_jsonl_lazy(p)).to_eager()
     if len(cuts) == 0:
         raise ValueError(f"no cuts in {', '.join(map(str, cut_paths))}")
-    cuts = cuts.shuffle(random.Random(seed))
+    if seed is not None:
+        cuts = cuts.shuffle(random.Random(seed))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
