@@ -52,8 +52,12 @@ def atomic_output(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    # Make the rename itself durable.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Make the renames into ``directory`` durable (they are directory entries, not file data)."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

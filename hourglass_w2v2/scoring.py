@@ -31,7 +31,7 @@ from pathlib import Path
 
 import kaldialign
 
-from hourglass_w2v2.fileio import atomic_write_text
+from hourglass_w2v2.fileio import atomic_write_text, fsync_directory
 
 ERR = "*"
 
@@ -256,12 +256,14 @@ def write_group(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
+        # each staged file is synced before any is renamed in, so a full disk replaces nothing
         for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+            atomic_write_text(tmp / name, text)
         for name in [*markers, *(n for n in stale if n not in files)]:
             (out_dir / name).unlink(missing_ok=True)
         for name in [*(n for n in files if n not in markers), *markers]:
             os.replace(tmp / name, out_dir / name)
+        fsync_directory(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

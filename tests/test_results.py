@@ -1,6 +1,7 @@
 """The results table over two fake experiment directories."""
 
 import json
+import os
 
 import pytest
 
@@ -98,6 +99,25 @@ def test_table(exps, tmp_path, capsys):
     csv_lines = csv_path.read_text().splitlines()
     assert csv_lines[0].startswith("experiment,method,key,test-clean WER,test-clean CER,")
     assert csv_lines[-1] == "ft_scratch,ctc-greedy,greedy,90.00,45.00,-,-,3.77,0,500,0.25,0.0300"
+
+
+def test_a_full_disk_keeps_the_previous_tables(exps, tmp_path, monkeypatch, capsys):
+    """--out and --csv are written to a temporary name and renamed: a failed write keeps the
+    previous tables whole."""
+    pre, scratch, _ = exps
+    csv_path, md_path = tmp_path / "r.csv", tmp_path / "r.md"
+    results_cli.main([str(scratch), "--csv", str(csv_path), "--out", str(md_path)])
+    before = md_path.read_text(), csv_path.read_text()
+
+    def disk_full(fd):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        results_cli.main([str(pre), str(scratch), "--csv", str(csv_path), "--out", str(md_path)])
+    monkeypatch.undo()
+    assert (md_path.read_text(), csv_path.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_no_results_is_an_error(tmp_path):

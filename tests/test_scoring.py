@@ -1,5 +1,7 @@
 """icefall-format scoring: counts against kaldialign, file layout, summaries parse back."""
 
+import os
+
 import kaldialign
 import pytest
 
@@ -9,6 +11,7 @@ from hourglass_w2v2.scoring import (
     format_recogs,
     read_summary,
     to_chars,
+    write_group,
     write_results,
     write_summaries,
 )
@@ -132,3 +135,23 @@ def test_summary_record_lines(tmp_path):
 def test_error_counts():
     e = error_counts(["AB CAB", "FED"], ["AB CAB BEE", "FEED"])
     assert e == {"word_errors": 2, "words": 3, "char_errors": 4, "chars": 8}
+
+
+def test_write_group_on_a_full_disk_keeps_the_previous_group(tmp_path, monkeypatch):
+    """Each staged file is synced before any is renamed in: a full disk (fsync failing) leaves
+    the previous group whole and no staging folder behind."""
+    old = {"recogs-t-greedy.txt": "old recogs\n", "wer-summary-t.txt": "settings\tWER\n"}
+    write_group(tmp_path, old, ["wer-summary-t.txt"])
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == old
+
+    def disk_full(fd):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    new = {"recogs-t-greedy.txt": "new recogs\n", "wer-summary-t.txt": "settings\tWER\ng\t1\n"}
+    with pytest.raises(OSError, match="No space"):
+        write_group(tmp_path, new, ["wer-summary-t.txt"])
+    monkeypatch.undo()
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == old
+    write_group(tmp_path, new, ["wer-summary-t.txt"], stale=["recogs-t-gone.txt"])
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == new

@@ -19,6 +19,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from hourglass_w2v2.fileio import atomic_write_text
 from hourglass_w2v2.results import collect, compare_to_baseline, table, to_csv, to_markdown
 
 
@@ -72,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         markdown += "\n" + "\n".join(lines) + "\n"
     print(markdown, end="")
     if args.out is not None:
-        args.out.write_text(markdown, encoding="utf-8")
+        atomic_write_text(args.out, markdown)
     if args.csv is not None:
-        args.csv.write_text(to_csv(header, cells), encoding="utf-8")
+        atomic_write_text(args.csv, to_csv(header, cells))
 
 
 if __name__ == "__main__":

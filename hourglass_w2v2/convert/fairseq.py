@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hourglass_w2v2.fileio import atomic_save
 from hourglass_w2v2.models.config import ModelConfig, parse_spec_string
 from hourglass_w2v2.models.wav2vec2 import Wav2Vec2Ctc, Wav2Vec2Pretrain, build_model
 
@@ -388,5 +389,5 @@ def to_fairseq(
         criterion = {"_name": "ctc"}
     ckpt = {"cfg": {"model": model_cfg, "criterion": criterion}, "model": fs}
     if path is not None:
-        torch.save(ckpt, path)
+        atomic_save(ckpt, path)
     return ckpt

@@ -34,6 +34,7 @@ from hourglass_w2v2.convert.fairseq import (
     load_converted,
     ours_to_fairseq_state,
 )
+from hourglass_w2v2.fileio import atomic_save
 from hourglass_w2v2.models.config import ModelConfig, parse_spec_string
 from hourglass_w2v2.models.wav2vec2 import Wav2Vec2Ctc, Wav2Vec2Pretrain
 
@@ -529,5 +530,5 @@ def to_nvidia(
     if output_labels:
         ckpt["output_labels"] = output_labels
     if path is not None:
-        torch.save(ckpt, path)
+        atomic_save(ckpt, path)
     return ckpt

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from hourglass_w2v2.fileio import atomic_write, atomic_write_text
+
 BLANK = "<blk>"
 SOS_EOS = "<sos/eos>"
 UNK = "<unk>"
@@ -107,7 +109,8 @@ def train_sentencepiece(
                 "lower --vocab-size (prepare.sh --bpe-vocab-sizes)"
             ) from None
         model_path = lang_dir / model_name
-        model_path.write_bytes((Path(tmp) / "sp.model").read_bytes())
+        model = (Path(tmp) / "sp.model").read_bytes()
+        atomic_write(model_path, lambda f: f.write(model))
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
     assert sp.id_to_piece(0) == BLANK and sp.id_to_piece(2) == UNK, "sentencepiece ids moved"
     write_symbol_table(
@@ -137,7 +140,7 @@ def _train_spm(corpus: Path, prefix: Path, unit: str, vocab_size: int) -> None:
 
 def write_symbol_table(path: str | Path, items: Iterable[tuple[str, int]]) -> None:
     """Write ``<symbol> <id>`` lines (the format of ``tokens.txt`` and ``words.txt``)."""
-    Path(path).write_text("".join(f"{sym} {idx}\n" for sym, idx in items), encoding="utf-8")
+    atomic_write_text(path, "".join(f"{sym} {idx}\n" for sym, idx in items))
 
 
 def build_word_list(texts: Iterable[str]) -> list[str]:
@@ -202,7 +205,7 @@ def add_disambig_symbols(lexicon: Lexicon) -> tuple[Lexicon, int]:
 
 def write_lexicon(path: str | Path, lexicon: Lexicon) -> None:
     """Write ``WORD p1 p2 ...`` lines."""
-    Path(path).write_text("".join(f"{w} {' '.join(p)}\n" for w, p in lexicon), encoding="utf-8")
+    atomic_write_text(path, "".join(f"{w} {' '.join(p)}\n" for w, p in lexicon))
 
 
 def read_lexicon(path: str | Path) -> Lexicon:

@@ -1,13 +1,20 @@
 """Converters: torchaudio, HF transformers and fairseq formats into our models and back."""
 
 import argparse
+import os
 
 import pytest
 import torch
 import torchaudio
 import transformers
 
-from hourglass_w2v2.convert import from_fairseq, from_huggingface, from_torchaudio, to_fairseq
+from hourglass_w2v2.convert import (
+    from_fairseq,
+    from_huggingface,
+    from_torchaudio,
+    to_fairseq,
+    to_nvidia,
+)
 from hourglass_w2v2.models import ModelConfig, Wav2Vec2Ctc, Wav2Vec2Pretrain, build_model
 
 SMALL_CONV = [(32, 10, 5), (32, 3, 2), (32, 3, 2), (32, 2, 2)]
@@ -264,3 +271,22 @@ def test_bad_inputs_are_named():
         from_fairseq(ckpt)
     with pytest.raises(ValueError, match="no 'model' key"):
         from_fairseq({"cfg": {}})
+
+
+@pytest.mark.parametrize("export", [to_fairseq, to_nvidia], ids=["fairseq", "nvidia"])
+def test_an_export_on_a_full_disk_keeps_the_previous_checkpoint(export, tmp_path, monkeypatch):
+    """Exported checkpoints go to a temporary name and are renamed, as ours are: a failed save
+    (fsync failing on a full disk) leaves the previous export loadable."""
+    model = build_model(ModelConfig.preset("tiny")).eval()
+    path = tmp_path / "checkpoint.pt"
+    export(model, path)
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        export(model, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -1,9 +1,18 @@
 """Lang dir preparation: sentencepiece ids, words.txt, lexicons and disambiguation symbols."""
 
+import os
+
+import pytest
 import sentencepiece as spm
 
 from hourglass_w2v2.bin import prepare_lang as prepare_lang_cli
-from hourglass_w2v2.lang.prepare import add_disambig_symbols, read_lexicon
+from hourglass_w2v2.lang.prepare import (
+    add_disambig_symbols,
+    prepare_lang,
+    read_lexicon,
+    write_lexicon,
+    write_symbol_table,
+)
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 
 
@@ -82,3 +91,28 @@ def test_bpe_cli(tmp_path):
     lexicon = dict(read_lexicon(lang / "lexicon.txt"))
     assert "ZEBRAS" in lexicon and lexicon["<UNK>"] == ["▁", "<unk>"]
     assert lexicon["CAT"] == sp.encode("CAT", out_type=str)
+
+
+def test_a_full_disk_keeps_the_previous_lang_dir_files(tmp_path, monkeypatch):
+    """Every lang dir file is written to a temporary name and renamed: when the disk fills up
+    (fsync fails) the previous model, tables and lexicons stay whole for stage 5 to read."""
+    (tmp_path / "text.txt").write_text("THE CAT SAT\nA DOG RAN\n")
+    lang = tmp_path / "lang_char"
+    prepare_lang([tmp_path / "text.txt"], lang, "char")
+    before = {p.name: p.read_bytes() for p in lang.iterdir()}
+    assert sorted(before) == ["char.model", "lexicon.txt", "lexicon_disambig.txt", "tokens.txt",
+                              "words.txt"]
+
+    def disk_full(fd):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    (tmp_path / "more.txt").write_text("ZEBRAS QUIETLY JUMP\n")
+    with pytest.raises(OSError, match="No space"):
+        prepare_lang([tmp_path / "more.txt"], lang, "char")
+    with pytest.raises(OSError, match="No space"):
+        write_symbol_table(lang / "tokens.txt", [("<blk>", 0)])
+    with pytest.raises(OSError, match="No space"):
+        write_lexicon(lang / "lexicon.txt", [("ZEBRAS", ["Z"])])
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in lang.iterdir()} == before
