@@ -21,9 +21,6 @@ SAMPLE_RATE = 16000
 
 ConvLayerSpec = list[tuple[int, int, int]]
 
-#: values of ``checkpoint_extractor``, least memory saved first
-EXTRACTOR_CHECKPOINTING = ("none", "selective", "all")
-
 #: the wav2vec 2.0 Base/Large extractor: receptive field 400 samples, stride 320 (20 ms at 16 kHz)
 W2V2_CONV_LAYERS: ConvLayerSpec = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
 
@@ -114,9 +111,8 @@ class ModelConfig:
     extractor_mode: str = "group_norm"  # "group_norm" (first layer only, masked) | "layer_norm"
     extractor_conv_bias: bool = False
     feature_grad_mult: float = 0.1  # scales the extractor's gradient (0 freezes it)
-    # recompute extractor activations in backward: "none" | "selective" (keep the outputs of
-    # the convs past the first, recompute norms and GELUs) | "all" (keep only the waveform)
-    checkpoint_extractor: str = "none"
+    # recompute the norms, GELUs and first conv in backward; keep the other convs' outputs
+    checkpoint_extractor: bool = False
     # transformer encoder
     encoder_embed_dim: int = 768
     encoder_layers: int = 12
@@ -169,13 +165,6 @@ class ModelConfig:
         self.extractor_conv_layers = parse_conv_layers(self.extractor_conv_layers)
         self.hourglass = parse_hourglass(self.hourglass)
         self.latent_temp = tuple(float(t) for t in self.latent_temp)
-        if isinstance(self.checkpoint_extractor, bool):  # YAML's true/false: all or nothing
-            self.checkpoint_extractor = "all" if self.checkpoint_extractor else "none"
-        if self.checkpoint_extractor not in EXTRACTOR_CHECKPOINTING:
-            raise ValueError(
-                f"checkpoint_extractor must be one of {', '.join(EXTRACTOR_CHECKPOINTING)}, "
-                f"got {self.checkpoint_extractor!r}"
-            )
         if self.extractor_mode not in ("group_norm", "layer_norm"):
             raise ValueError(
                 f"extractor_mode must be group_norm|layer_norm, got {self.extractor_mode!r}"

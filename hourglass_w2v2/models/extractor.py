@@ -17,8 +17,6 @@ from torch.utils.checkpoint import (
     create_selective_checkpoint_contexts,
 )
 
-from hourglass_w2v2.models.config import EXTRACTOR_CHECKPOINTING
-
 
 class GradMultiply(torch.autograd.Function):
     """Identity forward, gradient scaled by ``scale`` backward (fairseq's feature_grad_mult)."""
@@ -75,12 +73,16 @@ class ConvBlock(nn.Module):
         else:
             self.norm = None
 
-    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """x: (B, C_in, S) -> (B, C_out, S'); lengths (B,) valid samples -> valid frames."""
+    def convolve(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The conv alone: x (B, C_in, S) -> (B, C_out, S'); valid samples -> valid frames."""
         x = self.conv(x)
         if lengths is not None:
             lengths = torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
             lengths = lengths.clamp(min=0)
+        return x, lengths
+
+    def activate(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """Norm and GELU of a conv output x (B, C_out, S'), ``lengths`` its valid frames."""
         if self.norm_kind == "group_norm":
             if lengths is None:
                 x = F.group_norm(
@@ -93,11 +95,16 @@ class ConvBlock(nn.Module):
                 x = masked_group_norm(x, valid, self.norm)
         elif self.norm_kind == "layer_norm":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
-        return F.gelu(x), lengths
+        return F.gelu(x)
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """x: (B, C_in, S) -> (B, C_out, S'); lengths (B,) valid samples -> valid frames."""
+        x, lengths = self.convolve(x, lengths)
+        return self.activate(x, lengths), lengths
 
 
 def keep_multichannel_conv_outputs(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    """Selective-checkpointing policy of ``checkpoint="selective"``: save what is costly to redo.
+    """Selective-checkpointing policy of the extractor: save only what is costly to redo.
 
     A convolution reading more than one channel per group (C_in x kernel multiply-adds per
     output value, 1536 at Base) keeps its output; everything else is recomputed in backward:
@@ -115,10 +122,11 @@ class FeatureExtractor(nn.Module):
     ``mode="group_norm"`` normalises only the first layer (wav2vec 2.0 Base), ``"layer_norm"``
     every layer (Large / LV-60k).
 
-    ``checkpoint`` trades compute for memory when gradients flow through the stack: ``"all"``
-    keeps only the waveform and recomputes every layer in backward; ``"selective"`` also keeps
-    the outputs of the convs past the first (:func:`keep_multichannel_conv_outputs`). Without
-    gradients (a frozen extractor, ``torch.no_grad``) it does nothing.
+    With ``checkpoint``, a forward with gradients keeps only the waveform and the outputs of
+    the convs past the first (:func:`keep_multichannel_conv_outputs`); backward recomputes the
+    rest one region at a time, a region ending at each such conv, so the recomputed tensors of
+    one layer at most are alive together. Without gradients (a frozen extractor,
+    ``torch.no_grad``) it does nothing.
     """
 
     def __init__(
@@ -126,16 +134,11 @@ class FeatureExtractor(nn.Module):
         conv_layers: list[tuple[int, int, int]],
         mode: str = "group_norm",
         conv_bias: bool = False,
-        checkpoint: str = "none",
+        checkpoint: bool = False,
     ):
         super().__init__()
         if mode not in ("group_norm", "layer_norm"):
             raise ValueError(f"unknown extractor mode {mode!r}")
-        if checkpoint not in EXTRACTOR_CHECKPOINTING:
-            raise ValueError(
-                f"extractor checkpoint must be one of {', '.join(EXTRACTOR_CHECKPOINTING)}, "
-                f"got {checkpoint!r}"
-            )
         self.checkpoint = checkpoint
         self.layer_spec = list(conv_layers)
         blocks = []
@@ -158,26 +161,42 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"expected waveforms of shape (B, S), got {tuple(waveforms.shape)}")
         x = waveforms.unsqueeze(1)
         needs_grad = waveforms.requires_grad or any(p.requires_grad for p in self.parameters())
-        if self.checkpoint == "none" or not (torch.is_grad_enabled() and needs_grad):
-            x, lengths = self._run_blocks(x, lengths)
+        if self.checkpoint and torch.is_grad_enabled() and needs_grad:
+            x, lengths = self._checkpointed_convs(x, lengths)
         else:
-            context_fn = None
-            if self.checkpoint == "selective":
-                context_fn = functools.partial(
-                    create_selective_checkpoint_contexts, keep_multichannel_conv_outputs
-                )
+            x, lengths = self._convs(0, len(self.conv_layers), x, lengths)
+        return self.conv_layers[-1].activate(x, lengths).transpose(1, 2), lengths
+
+    def _convs(
+        self, start: int, end: int, x: Tensor, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Convs ``start`` to ``end - 1``, each after the previous block's norm and GELU."""
+        for i in range(start, end):
+            if i > 0:
+                x = self.conv_layers[i - 1].activate(x, lengths)
+            x, lengths = self.conv_layers[i].convolve(x, lengths)
+        return x, lengths
+
+    def _checkpointed_convs(
+        self, x: Tensor, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        context_fn = functools.partial(
+            create_selective_checkpoint_contexts, keep_multichannel_conv_outputs
+        )
+        start = 0
+        for end, block in enumerate(self.conv_layers, 1):
+            if block.conv.in_channels // block.conv.groups == 1 and end < len(self.conv_layers):
+                continue  # a cheap conv joins the next region, which recomputes it
             x, lengths = checkpoint(
-                self._run_blocks,
+                self._convs,
+                start,
+                end,
                 x,
                 lengths,
                 use_reentrant=False,
-                # so hooks such as save_on_cpu (or a memory count) see what SAC keeps
+                context_fn=context_fn,
+                # so hooks such as save_on_cpu (or a memory count) see what is kept
                 respect_saved_tensors_hooks=True,
-                **({"context_fn": context_fn} if context_fn else {}),
             )
-        return x.transpose(1, 2), lengths
-
-    def _run_blocks(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        for block in self.conv_layers:
-            x, lengths = block(x, lengths)
+            start = end
         return x, lengths

@@ -30,23 +30,22 @@ def saved_bytes(fn, module: torch.nn.Module) -> int:
     return sum(seen.values())
 
 
-def extractor_grads(mode: str, norm: str, lengths: torch.Tensor | None):
+def extractor_grads(checkpoint: bool, norm: str, lengths: torch.Tensor | None):
     torch.manual_seed(0)
-    fe = FeatureExtractor(SMALL, norm, checkpoint=mode)
+    fe = FeatureExtractor(SMALL, norm, checkpoint=checkpoint)
     wav = torch.randn(2, 4000, generator=torch.Generator().manual_seed(1), requires_grad=True)
     feats, _ = fe(wav, lengths)
     (feats * torch.linspace(-1, 1, feats.shape[-1])).pow(2).sum().backward()
     return feats.detach(), wav.grad, {n: p.grad for n, p in fe.named_parameters()}
 
 
-@pytest.mark.parametrize("mode", ["selective", "all"])
 @pytest.mark.parametrize(
     "norm,lengths",
     [("group_norm", None), ("group_norm", torch.tensor([4000, 2700])), ("layer_norm", None)],
 )
-def test_extractor_checkpointing_gives_the_same_output_and_gradients(mode, norm, lengths):
-    out0, wav_grad0, grads0 = extractor_grads("none", norm, lengths)
-    out1, wav_grad1, grads1 = extractor_grads(mode, norm, lengths)
+def test_extractor_checkpointing_gives_the_same_output_and_gradients(norm, lengths):
+    out0, wav_grad0, grads0 = extractor_grads(False, norm, lengths)
+    out1, wav_grad1, grads1 = extractor_grads(True, norm, lengths)
     torch.testing.assert_close(out1, out0, rtol=0, atol=0)
     torch.testing.assert_close(wav_grad1, wav_grad0, rtol=0, atol=1e-6)
     num_norms = 1 if norm == "group_norm" else 7
@@ -55,22 +54,20 @@ def test_extractor_checkpointing_gives_the_same_output_and_gradients(mode, norm,
         torch.testing.assert_close(grads1[name], grads0[name], rtol=0, atol=1e-6, msg=name)
 
 
-def test_extractor_checkpointing_saves_only_what_its_mode_keeps():
+def test_extractor_checkpointing_keeps_only_the_multichannel_conv_outputs():
     torch.manual_seed(0)
     wav = torch.randn(1, 16000)
     frames = [3199, 1599, 799, 399, 199, 99, 49]  # each conv layer's output length for 1 s
     measured = {}
-    for mode in ("none", "selective", "all"):
-        fe = FeatureExtractor(SMALL, "group_norm", checkpoint=mode)
-        measured[mode] = saved_bytes(lambda fe=fe: fe(wav)[0].pow(2).sum().backward(), fe)
+    for checkpoint in (False, True):
+        fe = FeatureExtractor(SMALL, "group_norm", checkpoint=checkpoint)
+        measured[checkpoint] = saved_bytes(lambda fe=fe: fe(wav)[0].pow(2).sum().backward(), fe)
     fp32 = 4 * 32
-    # none: at least every conv output and every GELU output (the next conv's input)
-    assert measured["none"] >= 2 * fp32 * sum(frames)
-    # all: the input waveform and the extractor's output (which the loss squares)
-    assert measured["all"] == 4 * 16000 + fp32 * frames[-1]
-    # selective: those and the outputs of the convs past the first one
-    assert measured["selective"] == measured["all"] + fp32 * sum(frames[1:])
-    assert measured["all"] < 0.04 * measured["none"]
+    # without: the waveform, every conv and GELU output, the group norm's output and statistics
+    assert measured[False] == 4 * 16000 + fp32 * (2 * sum(frames) + frames[0]) + 2 * fp32
+    # with: the waveform, the outputs of the convs past the first, the output the loss squares
+    assert measured[True] == 4 * 16000 + fp32 * (sum(frames[1:]) + frames[-1])
+    assert measured[True] < 0.25 * measured[False]
 
 
 def test_extractor_checkpointing_is_a_no_op_without_gradients(monkeypatch):
@@ -79,11 +76,11 @@ def test_extractor_checkpointing_is_a_no_op_without_gradients(monkeypatch):
     monkeypatch.setattr(
         extractor_module, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
-    cfg = ModelConfig.preset("tiny", checkpoint_extractor="all", feature_grad_mult=0.1)
+    cfg = ModelConfig.preset("tiny", checkpoint_extractor=True, feature_grad_mult=0.1)
     model = build_model(cfg, task="ctc", vocab_size=5).train()
     wav = torch.randn(1, 8000)
     model.encode(wav).sum().backward()
-    assert len(calls) == 1  # trained extractor: checkpointed
+    assert len(calls) == 6  # trained extractor: one region per multichannel conv
     # fine-tuning freezes the extractor: it runs without autograd, nothing to recompute
     model.freeze_feature_extractor()
     fe = model.feature_extractor
@@ -91,7 +88,7 @@ def test_extractor_checkpointing_is_a_no_op_without_gradients(monkeypatch):
     model.encode(wav).sum().backward()
     with torch.no_grad():
         model.encode(wav)
-    assert len(calls) == 1
+    assert len(calls) == 6
 
 
 def model_grads(preset: str, **overrides):
@@ -117,7 +114,7 @@ def test_layer_and_extractor_checkpointing_replay_dropout_exactly(preset):
     loss0, grads0, bytes0 = model_grads(preset)
     loss1, grads1, bytes1 = model_grads(preset, checkpoint_layers=True)
     loss2, grads2, bytes2 = model_grads(
-        preset, checkpoint_layers=True, checkpoint_extractor="all", feature_grad_mult=0.1
+        preset, checkpoint_layers=True, checkpoint_extractor=True, feature_grad_mult=0.1
     )
     loss3, grads3, _ = model_grads(preset, feature_grad_mult=0.1)
     assert loss1 == loss0 and loss2 == loss3
@@ -128,10 +125,8 @@ def test_layer_and_extractor_checkpointing_replay_dropout_exactly(preset):
     assert bytes1 < 0.8 * bytes0 and bytes2 < 0.5 * bytes1
 
 
-def test_checkpoint_options_in_the_config():
-    assert ModelConfig().checkpoint_extractor == "none" and not ModelConfig().checkpoint_layers
-    # YAML booleans read as the whole stack or nothing
-    assert ModelConfig(checkpoint_extractor=True).checkpoint_extractor == "all"
-    assert ModelConfig(checkpoint_extractor=False).checkpoint_extractor == "none"
-    with pytest.raises(ValueError, match="checkpoint_extractor.*none, selective, all"):
-        ModelConfig(checkpoint_extractor="some")
+def test_checkpoint_options_are_off_by_default():
+    cfg = ModelConfig()
+    assert cfg.checkpoint_extractor is False and cfg.checkpoint_layers is False
+    model = build_model(ModelConfig.preset("tiny"))
+    assert not model.feature_extractor.checkpoint and not model.encoder.checkpoint_layers
