@@ -9,9 +9,9 @@ G is written as ``<arpa stem>.fst.txt`` next to the ARPA file (``data/lm/G_3_gra
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.lang.graphs import compile_graphs
 
 
@@ -27,7 +27,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging()
     if args.arpa is not None and not args.arpa.is_file():
         raise SystemExit(f"ARPA file {args.arpa} does not exist")
     compile_graphs(args.lang_dir, args.arpa, max_order=args.max_order)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.checkpoint import CheckpointMismatchError, load_ctc_model, resolve_checkpoint
 from hourglass_w2v2.decoding.methods import GRAPHS, METHODS, Decoder
 from hourglass_w2v2.decoding.runner import (
@@ -104,9 +105,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Run the decode CLI; bad input exits with status 1 and a message naming the file."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
-    )
+    setup_logging()
     if not args.test_sets and not args.cuts:
         raise SystemExit("nothing to decode: give --test-sets and/or --cuts")
     try:

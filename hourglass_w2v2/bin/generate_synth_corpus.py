@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.data.synth.corpus import SIZES, CorpusSize, SubsetSize, generate_corpus
 
 
@@ -34,8 +35,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s",
-                        level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args()
     base = SIZES[args.size]
     size = CorpusSize(

@@ -8,10 +8,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
-from hourglass_w2v2.bin.prepare_manifests import LOG_FORMAT
+from hourglass_w2v2.bin._common import exit_on, setup_logging
 from hourglass_w2v2.data.prepare.cuts import MAX_SAMPLE_SIZE, MIN_SAMPLE_SIZE, prepare_cut_sets
 from hourglass_w2v2.data.prepare.subsets import FINETUNE_SUBSETS
 
@@ -36,19 +34,17 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
-    args = get_parser().parse_args()
-    try:
+def main(argv: list[str] | None = None) -> None:
+    """Run stage 3; a missing manifest or a bad value is logged and exits with status 1."""
+    setup_logging()
+    args = get_parser().parse_args(argv)
+    with exit_on(FileNotFoundError, ValueError):
         prepare_cut_sets(
             args.manifest_dir, args.prefix, args.parts, args.pretrain_parts,
             min_sample_size=args.min_sample_size, max_sample_size=args.max_sample_size,
             finetune_parts=FINETUNE_SUBSETS,
             finetune_duration=(args.finetune_min_duration, args.finetune_max_duration),
             seed=args.seed)
-    except (FileNotFoundError, ValueError) as e:
-        logging.error(str(e))
-        sys.exit(1)
 
 
 if __name__ == "__main__":

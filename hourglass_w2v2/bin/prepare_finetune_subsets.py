@@ -11,10 +11,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
-from hourglass_w2v2.bin.prepare_manifests import LOG_FORMAT
+from hourglass_w2v2.bin._common import exit_on, setup_logging
 from hourglass_w2v2.data.prepare.librispeech import BadCorpusError
 from hourglass_w2v2.data.prepare.subsets import prepare_librilight_subsets, prepare_scaled_subsets
 
@@ -36,19 +34,17 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
-    args = get_parser().parse_args()
-    try:
+def main(argv: list[str] | None = None) -> None:
+    """Run stage 2; a missing folder or a bad corpus file is logged and exits with status 1."""
+    setup_logging()
+    args = get_parser().parse_args(argv)
+    with exit_on(BadCorpusError, FileNotFoundError):
         if args.finetuning_dir:
             prepare_librilight_subsets(args.finetuning_dir, args.manifest_dir, args.prefix,
                                        skip_bad=args.skip_bad, num_jobs=args.num_jobs)
         else:
             prepare_scaled_subsets(args.manifest_dir, args.prefix, pool=args.from_pool,
                                    scale=args.scale, seed=args.seed)
-    except (BadCorpusError, FileNotFoundError) as e:
-        logging.error(str(e))
-        sys.exit(1)
 
 
 if __name__ == "__main__":

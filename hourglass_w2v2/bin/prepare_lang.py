@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.lang.prepare import prepare_lang
 
 
@@ -41,7 +41,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging()
     prepare_lang(args.text, args.lang_dir, args.unit, args.vocab_size, args.words_text)
 
 

@@ -11,12 +11,11 @@ anything is written, naming the files (``--skip-bad`` leaves them out and counts
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
+from hourglass_w2v2.bin._common import LOG_FORMAT, exit_on, setup_logging
 from hourglass_w2v2.data.prepare.librispeech import BadCorpusError, prepare_corpus_manifests
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+__all__ = ["LOG_FORMAT", "get_parser", "main"]  # LOG_FORMAT: what the other stage tools import
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,15 +31,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
-    args = get_parser().parse_args()
-    try:
+def main(argv: list[str] | None = None) -> None:
+    """Run stage 1; a missing folder or a bad corpus file is logged and exits with status 1."""
+    setup_logging()
+    args = get_parser().parse_args(argv)
+    with exit_on(BadCorpusError, FileNotFoundError):
         prepare_corpus_manifests(args.corpus_dir, args.manifest_dir, args.prefix, args.parts,
                                  skip_bad=args.skip_bad, num_jobs=args.num_jobs)
-    except (BadCorpusError, FileNotFoundError) as e:
-        logging.error(str(e))
-        sys.exit(1)
 
 
 if __name__ == "__main__":

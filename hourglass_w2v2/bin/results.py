@@ -16,9 +16,9 @@ it; ``--strict`` makes that an error (exit status 1).
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.fileio import atomic_write_text
 from hourglass_w2v2.results import collect, compare_to_baseline, table, to_csv, to_markdown
 
@@ -47,7 +47,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Print (and write) the results table of the experiment directories given."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging()
     # `exp/*` also matches files such as exp/demo_results.md: skip them, but not a typo'd dir
     missing = [str(d) for d in args.exp_dirs if not d.exists()]
     if missing:

@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.lang.lm import train_arpa
 
 
@@ -31,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging()
     train_arpa(args.text, args.order, args.out, args.discount_mass)
 
 

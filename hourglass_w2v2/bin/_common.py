@@ -1,0 +1,31 @@
+"""What the recipe-stage entry points share: their log format and how an input error ends them.
+
+A stage tool logs as ``<time> <LEVEL> [<file>:<line>] <message>`` (icefall's format) and ends
+an expected input error (a missing folder, a bad corpus file) with the error's message logged
+and exit status 1, so ``prepare.sh`` stops at that stage with the message as its last line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Log to stderr in :data:`LOG_FORMAT` from ``level`` up."""
+    logging.basicConfig(format=LOG_FORMAT, level=level)
+
+
+@contextmanager
+def exit_on(*errors: type[Exception]) -> Iterator[None]:
+    """Run the block; one of ``errors`` is logged (its message names the file) and exits with
+    status 1 instead of a traceback. Any other exception is a bug and propagates as is."""
+    try:
+        yield
+    except errors as e:
+        logging.error(str(e))
+        sys.exit(1)
