@@ -15,12 +15,15 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from lhotse.dataset.sampling.dynamic_bucketing import estimate_duration_buckets
 from lhotse.lazy import LazyIteratorChain
 
 
@@ -271,6 +274,9 @@ def filter_ctc_cuts(
 # ---------------------------------------------------------------- Lhotse Shar shards
 
 
+NUM_CUTS_FOR_BINS = 10_000  # DynamicBucketingSampler's num_cuts_for_bins_estimate
+
+
 @dataclass(frozen=True)
 class ShardTicket:
     """A batch to make: batch ``batch`` of the stream over shards ``shards`` in ``epoch``.
@@ -293,6 +299,9 @@ class ShardStreams:
     data section's duration filter. A stream over some shards (in the given order) is a
     ``DynamicBucketingSampler`` over their cuts set to an epoch: the same batches whether it
     reads the metadata only (``cuts.<n>.jsonl.gz``, to count batches) or the audio as well.
+    Without ``duration_bins``, the bins are estimated here once from the metadata of the first
+    cuts in listed order (as the FLAC path's sampler does from its first cuts), so that no
+    stream reads its audio twice to estimate its own.
     """
 
     def __init__(
@@ -303,9 +312,14 @@ class ShardStreams:
         max_cut_duration: float | None = None,
     ) -> None:
         self.shards = shards
-        self.sampler_args = sampler_args
         self.min_duration = min_duration
         self.max_cut_duration = max_cut_duration
+        self.sampler_args = dict(sampler_args)
+        if self.sampler_args.get("duration_bins") is None:
+            first = islice(self.cuts(tuple(range(len(shards))), with_audio=False),
+                           NUM_CUTS_FOR_BINS)
+            self.sampler_args["duration_bins"] = estimate_duration_buckets(
+                first, self.sampler_args.get("num_buckets", 10))
 
     def shard_order(self, epoch: int, seed: int, shuffle: bool) -> list[int]:
         """The shard order of ``epoch``: drawn from ``(seed, epoch)``, or as listed."""
@@ -331,7 +345,10 @@ class ShardStreams:
         """The stream's batches in ``epoch`` (the sampler's epoch sets its shuffling)."""
         sampler = make_sampler(self.cuts(shards, with_audio), **self.sampler_args)
         sampler.set_epoch(epoch)
-        return iter(sampler)
+        # lhotse seeds the sampler's bucket choice (sync_buckets) with 1234 + the DataLoader
+        # worker id; a stream must batch alike in the main process (counting) and in any worker
+        with mock.patch.object(torch.utils.data, "get_worker_info", lambda: None):
+            return iter(sampler)
 
     def count_batches(self, epoch: int, shards: tuple[int, ...]) -> int:
         """How many batches the stream yields in ``epoch``, from the metadata alone."""
