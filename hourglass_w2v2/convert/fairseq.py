@@ -247,7 +247,7 @@ def model_from_fairseq(
     else:
         raise ValueError("fairseq checkpoint has neither 'cfg' nor 'args'")
     sd = dict(ckpt["model"])
-    finetuned = any(k.startswith(_FINETUNED_PREFIX) for k in sd)
+    finetuned = is_finetuned_state(sd)
     if finetuned:
         w2v_args = _as_dict(model_cfg.get("w2v_args"))
         pre_cfg = _as_dict(w2v_args.get("model")) if "model" in w2v_args else w2v_args
@@ -271,18 +271,39 @@ def model_from_fairseq(
         if "layerdrop" in model_cfg:
             overrides["encoder_layerdrop"] = model_cfg["layerdrop"]
         config = config_from_fairseq({**pre_cfg, **overrides}, None)
-        renamed = {}
-        for k, v in sd.items():
-            if k.startswith(_FINETUNED_PREFIX):
-                renamed[k[len(_FINETUNED_PREFIX) :]] = v
-            elif k.startswith(_CTC_HEAD):
-                renamed["ctc." + k[len(_CTC_HEAD) :]] = v
-            else:
-                raise ValueError(f"unexpected key in fine-tuned fairseq checkpoint: {k!r}")
-        sd = renamed
+        sd = unwrap_finetuned_state(sd, "fine-tuned fairseq checkpoint")
     else:
         config = config_from_fairseq(model_cfg, criterion_cfg)
     return load_converted(config, fairseq_state_to_ours(sd))
+
+
+def is_finetuned_state(sd: dict[str, Tensor]) -> bool:
+    """Whether ``sd`` is a fine-tuned (``Wav2VecCtc``) state dict: its model is wrapped in
+    ``w2v_encoder.w2v_model.`` (fairseq's and NVIDIA's layout)."""
+    return any(k.startswith(_FINETUNED_PREFIX) for k in sd)
+
+
+def unwrap_finetuned_state(sd: dict[str, Tensor], what: str) -> dict[str, Tensor]:
+    """A fine-tuned state dict's keys as the inner model's, with the CTC projection as
+    ``ctc.``; a key of neither part raises ValueError naming ``what`` (the checkpoint kind)."""
+    inner = {}
+    for k, v in sd.items():
+        if k.startswith(_FINETUNED_PREFIX):
+            inner[k[len(_FINETUNED_PREFIX) :]] = v
+        elif k.startswith(_CTC_HEAD):
+            inner["ctc." + k[len(_CTC_HEAD) :]] = v
+        else:
+            raise ValueError(f"unexpected key in {what}: {k!r}")
+    return inner
+
+
+def wrap_finetuned_state(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The inverse of :func:`unwrap_finetuned_state`: inner-model keys (``ctc.`` the head) in
+    the fine-tuned layout."""
+    return {
+        (_CTC_HEAD + k[4:]) if k.startswith("ctc.") else _FINETUNED_PREFIX + k: v
+        for k, v in sd.items()
+    }
 
 
 def load_converted(config: ModelConfig, ours: dict[str, Tensor]) -> Wav2Vec2Pretrain | Wav2Vec2Ctc:
@@ -372,10 +393,7 @@ def to_fairseq(
         "loss_weights": [cfg.diversity_weight, cfg.feature_penalty_weight],
     }
     if isinstance(model, Wav2Vec2Ctc):
-        fs = {
-            (_CTC_HEAD + k[4:]) if k.startswith("ctc.") else _FINETUNED_PREFIX + k: v
-            for k, v in fs.items()
-        }
+        fs = wrap_finetuned_state(fs)
         model_cfg = {
             "_name": "wav2vec_ctc",
             "w2v_args": {"model": model_cfg},

@@ -31,15 +31,16 @@ from torch import Tensor
 from hourglass_w2v2.convert.fairseq import (
     config_from_fairseq,
     fairseq_state_to_ours,
+    is_finetuned_state,
     load_converted,
     ours_to_fairseq_state,
+    unwrap_finetuned_state,
+    wrap_finetuned_state,
 )
 from hourglass_w2v2.fileio import atomic_save
 from hourglass_w2v2.models.config import ModelConfig, parse_spec_string
 from hourglass_w2v2.models.wav2vec2 import Wav2Vec2Ctc, Wav2Vec2Pretrain
 
-_FINETUNED_PREFIX = "w2v_encoder.w2v_model."
-_CTC_HEAD = "w2v_encoder.proj."
 _LAYER_LISTS = ("layers", "hourglass_layers", "post_layers")
 
 #: NVIDIA's argument defaults (wav2vec2/arg_parser.py) for every setting its model reads
@@ -268,16 +269,8 @@ def nvidia_state_to_ours(
     """
     cfg = config_from_nvidia(args)
     sd = {k.replace("module.", ""): v for k, v in nvidia_sd.items()}
-    if any(k.startswith(_FINETUNED_PREFIX) for k in sd):
-        inner = {}
-        for k, v in sd.items():
-            if k.startswith(_FINETUNED_PREFIX):
-                inner[k[len(_FINETUNED_PREFIX) :]] = v
-            elif k.startswith(_CTC_HEAD):
-                inner["ctc." + k[len(_CTC_HEAD) :]] = v
-            else:
-                raise ValueError(f"unexpected key in a fine-tuned NVIDIA state dict: {k!r}")
-        sd = inner
+    if is_finetuned_state(sd):
+        sd = unwrap_finetuned_state(sd, "a fine-tuned NVIDIA state dict")
     offsets = _layer_offsets(cfg)
     found: dict[str, set[int]] = {}
     fairseq_sd: dict[str, Tensor] = {}
@@ -492,10 +485,7 @@ def ours_to_nvidia_state(
             key = "encoder.upsample_layer.linear." + key.rsplit(".", 1)[1]
         out[key] = value
     if finetuned:
-        out = {
-            (_CTC_HEAD + k[4:]) if k.startswith("ctc.") else _FINETUNED_PREFIX + k: v
-            for k, v in out.items()
-        }
+        out = wrap_finetuned_state(out)
     return out, args
 
 
