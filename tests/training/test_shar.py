@@ -142,3 +142,15 @@ def test_resume_mid_epoch_sees_the_same_batches(corpus, shar_dir, tmp_path, help
     assert full["epoch"] >= 1  # the run crossed into a reshuffled epoch
     for k, v in full["model"].items():
         torch.testing.assert_close(resumed["model"][k], v, rtol=0, atol=0)
+
+
+def test_shar_config_errors_name_the_key(corpus, shar_dir, tmp_path, helpers):
+    cfg = helpers.tiny_pretrain_config(corpus)
+    cfg["data"]["shar_dir"] = str(tmp_path / "nowhere")
+    task = PretrainTask(ExperimentConfig.from_dict(cfg))
+    with pytest.raises(FileNotFoundError, match=r"data.shar_dir: .*nowhere holds no Shar shard"):
+        task.train_data()
+    cfg["data"].update(shar_dir=str(shar_dir), speed_perturb=[0.9, 1.1])
+    task = PretrainTask(ExperimentConfig.from_dict(cfg))
+    with pytest.raises(ValueError, match="speed_perturb cannot be combined with data.shar_dir"):
+        task.train_data()
