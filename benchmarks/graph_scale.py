@@ -445,6 +445,7 @@ def _phase_name(line: str) -> str | None:
     if " INFO " not in line:
         return None
     msg = line.split(" INFO ", 1)[1].strip()
+    msg = re.sub(r"^\[[^\]]*\]\s*", "", msg)  # a "[file.py:line]" tag of the log format
     msg = re.sub(r"/\S+/", "", msg)  # paths -> file names
     return re.sub(r" in [\d.]+ s:.*| \(.*\)$", "", msg)
 
