@@ -154,3 +154,36 @@ def test_shar_config_errors_name_the_key(corpus, shar_dir, tmp_path, helpers):
     task = PretrainTask(ExperimentConfig.from_dict(cfg))
     with pytest.raises(ValueError, match="speed_perturb cannot be combined with data.shar_dir"):
         task.train_data()
+
+
+def test_two_ranks_each_train_on_their_planned_streams(corpus, shar_dir, tmp_path, helpers):
+    import os
+    import subprocess
+    import sys
+
+    cfg = helpers.tiny_pretrain_config(corpus, max_updates=5, save_interval=5)
+    cfg["data"]["shar_dir"] = str(shar_dir)
+    config = helpers.write_config(tmp_path / "c.yaml", cfg)
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "hourglass_w2v2.bin.pretrain", "--config", str(config), "--exp-dir",
+         str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # the audio of each update is what the plan deals: rank r's stream batch, cropped
+    sampler = ShardedBatchSampler(ShardStreams(shar_shards(shar_dir), dict(
+        max_duration=3.0, shuffle=True, seed=3, num_buckets=2)), 1, 3, True)
+    sampler.deal(2, 1)
+    expected = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = {}
+        for t in sampler:
+            if t.shards not in batches:
+                batches[t.shards] = list(sampler.streams.batches(epoch, t.shards, False))
+            cuts = batches[t.shards][t.batch]
+            expected.append(len(cuts) * min(min(c.num_samples for c in cuts), 250_000) / 16000)
+    expected = [a + b for a, b in zip(expected[::2], expected[1::2], strict=True)]
+    m = helpers.read_metrics(tmp_path / "two")
+    assert sorted(m) == [1, 2, 3, 4, 5]
+    assert [m[u]["audio_seconds"] for u in sorted(m)] == pytest.approx(expected[:5])
