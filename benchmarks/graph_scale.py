@@ -237,6 +237,7 @@ def _rss_kb() -> int:
 
 
 def step_words(args: argparse.Namespace) -> dict:
+    """Write the ranked word list, the BPE training transcripts and the sentences to decode."""
     rng = np.random.default_rng(args.seed)
     work = args.work_dir
     words = make_words(rng, args.num_words)
@@ -253,6 +254,7 @@ def step_words(args: argparse.Namespace) -> dict:
 
 
 def step_arpa(args: argparse.Namespace, order: int) -> dict:
+    """Sample an ``order``-gram LM over the word list and write it as ``G_<order>_gram.arpa``."""
     rng = np.random.default_rng(args.seed + order)
     words = (args.work_dir / "words_by_rank.txt").read_text(encoding="utf-8").split()
     vocab = [*SPECIALS, *words]
@@ -274,6 +276,7 @@ def step_arpa(args: argparse.Namespace, order: int) -> dict:
 
 
 def step_search(args: argparse.Namespace) -> dict:
+    """Load ``HLG.fst`` and time the ``1best`` search over the sentences' peaky posteriors."""
     from hourglass_w2v2.decoding.graph import load_graph
     from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
     from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
@@ -319,6 +322,7 @@ def step_search(args: argparse.Namespace) -> dict:
 
 
 def step_rescore_lm(args: argparse.Namespace) -> dict:
+    """Load the 4-gram with the rescoring scorer (kenlm) and score the sentences with it."""
     from hourglass_w2v2.lang.lm import NgramScorer
 
     sentences = (args.work_dir / "test_sentences.txt").read_text(encoding="utf-8").splitlines()
@@ -552,6 +556,7 @@ def describe(result: dict, args: argparse.Namespace) -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
+    """Command-line options (sizes, search settings, steps, memory cap)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -581,6 +586,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the chosen steps one process each and print one table row per step and phase."""
     args = get_parser().parse_args(argv)
     if args.fourgram_scale is None:
         args.fourgram_scale = args.scale
