@@ -145,9 +145,9 @@ def _list_split(split_dir: Path, audio_suffixes: tuple[str, ...]) -> tuple[list[
     return transcripts, audio
 
 
-def scan_split(split_dir: str | Path, num_jobs: int = 4, audio_suffixes: tuple[str, ...] = (
-        ".flac",), normalize_text: bool = False, require_text: bool = True,
-               check_layout: bool = True) -> SplitScan:
+def scan_split(split_dir: str | Path, num_jobs: int = 4,
+               audio_suffixes: tuple[str, ...] = (".flac",), normalize_text: bool = False,
+               require_text: bool = True, check_layout: bool = True) -> SplitScan:
     """Check one LibriSpeech-layout folder (e.g. ``LibriSpeech/dev-clean``) and list problems.
 
     The defaults read a folder for lhotse's LibriSpeech recipe (stage 1): ``.flac`` audio,
