@@ -22,6 +22,7 @@ LAYERS = {
     "hourglass_w2v2.convert": 2,
     "hourglass_w2v2.checkpoint": 2,
     "hourglass_w2v2.results": 2,
+    "hourglass_w2v2.export": 2,
     "hourglass_w2v2.training": 3,
     "hourglass_w2v2.decoding": 3,
     "hourglass_w2v2.bin": 4,

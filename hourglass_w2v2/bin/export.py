@@ -1,0 +1,99 @@
+"""Export a fine-tuned CTC model of an experiment directory for use outside the recipe.
+
+    python -m hourglass_w2v2.bin.export --exp-dir exp/NAME --format onnx --out DIR [--int8]
+    python -m hourglass_w2v2.bin.export --exp-dir exp/NAME --format hf --out DIR
+
+``onnx`` writes ``model.onnx`` (``model.int8.onnx`` with ``--int8``), ``tokens.txt``,
+``words.txt``, the lang dir's ``H``/``HL``/``HLG.fst`` and a README with the sherpa-onnx calls
+that decode with them. ``hf`` writes a ``transformers`` ``Wav2Vec2ForCTC`` folder (vanilla
+models only). Errors name the file or setting at fault and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from hourglass_w2v2.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    load_checkpoint,
+    load_ctc_model,
+    resolve_checkpoint,
+)
+from hourglass_w2v2.export import ExportError
+from hourglass_w2v2.lang.tokenizer import Tokenizer
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--exp-dir", required=True, type=Path, help="experiment directory")
+    p.add_argument("--format", required=True, choices=["onnx", "hf"])
+    p.add_argument("--out", required=True, type=Path, help="folder to write")
+    p.add_argument(
+        "--lang-dir",
+        type=Path,
+        default=None,
+        help="default: the lang dir the checkpoint was fine-tuned with",
+    )
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: as bin.decode")
+    p.add_argument("--int8", action="store_true", help="onnx: also write model.int8.onnx")
+    p.add_argument(
+        "--allow-sherpa-mismatch",
+        action="store_true",
+        help="onnx: export a model sherpa-onnx's input normalisation would change",
+    )
+    return p
+
+
+def export(args: argparse.Namespace) -> list[Path]:
+    """Export the model the parsed ``args`` name; return the files written."""
+    ckpt_path = resolve_checkpoint(args.exp_dir, args.checkpoint)
+    lang_dir = args.lang_dir
+    if lang_dir is None:
+        recorded = load_checkpoint(ckpt_path).get("lang_dir")
+        if not recorded:
+            raise FileNotFoundError(f"{ckpt_path} records no lang dir: pass --lang-dir")
+        lang_dir = Path(recorded)
+    tokenizer = Tokenizer(lang_dir)
+    model, ckpt = load_ctc_model(ckpt_path, tokenizer, torch.device("cpu"))
+    normalize = bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
+    if args.format == "onnx":
+        from hourglass_w2v2.export.onnx import export_onnx_folder
+
+        meta = {"checkpoint": ckpt_path.name, "update": str(ckpt.get("update"))}
+        return export_onnx_folder(
+            model,
+            normalize,
+            lang_dir,
+            args.out,
+            args.exp_dir,
+            args.int8,
+            args.allow_sherpa_mismatch,
+            meta,
+        )
+    from hourglass_w2v2.export.hf import export_hf
+
+    return export_hf(model, tokenizer, normalize, args.out, source=str(ckpt_path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the export CLI; bad input exits with status 1 and a message naming what is wrong."""
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        files = export(args)
+    except (ExportError, CheckpointError, CheckpointMismatchError, FileNotFoundError) as e:
+        raise SystemExit(f"export: error: {e}") from None
+    for path in files:
+        print(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
