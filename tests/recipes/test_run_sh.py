@@ -204,3 +204,67 @@ def test_avg_and_a_checkpoint_file_reach_the_fine_tuning_trainer(work):
                              "--restart-from-scratch"]
     assert argv[-3:] == ["data.manifest_dir=data/manifests", f"data.corpus={recipe_of(work)}",
                          "ctc.lang_dir=data/lang_char"]
+
+
+def launch_options(argv: list[str]) -> list[str]:
+    """torchrun's options after ``--nproc-per-node N``, up to the trainer module."""
+    return argv[4:argv.index("-m", 1)]
+
+
+def test_one_node_runs_torchrun_standalone_and_restarts_only_when_asked(work):
+    out, [argv] = run_sh(work, "--stage", "1", "--stop-stage", "1")
+    assert out.returncode == 0, out.stderr
+    assert launch_options(argv) == ["--standalone"]
+    out, [argv] = run_sh(work, "--stage", "1", "--stop-stage", "1", "--world-size", "2",
+                         "--max-restarts", "3")
+    assert out.returncode == 0, out.stderr
+    assert argv[:4] == ["-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    assert launch_options(argv) == ["--standalone", "--max-restarts", "3"]
+
+
+@pytest.mark.parametrize("node_rank, is_host", [("0", "true"), ("1", "false")])
+def test_nnodes_node_rank_and_endpoint_reach_torchrun_in_both_training_stages(
+        work, node_rank, is_host):
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch",
+                        "--nnodes", "2", "--node-rank", node_rank,
+                        "--rdzv-endpoint", "node0.cluster:29400", "--max-restarts", "2",
+                        "--torchrun-opts", "--rdzv-id 417")
+    assert out.returncode == 0, out.stderr
+    assert len(calls) == 2
+    for argv in calls:
+        assert launch_options(argv) == [
+            "--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "node0.cluster:29400",
+            "--rdzv-conf", f"is_host={is_host}", "--max-restarts", "2", "--rdzv-id", "417"]
+    assert "Stage 1: pretraining" in out.stderr and "on 2 node(s) x" in out.stderr
+
+
+def test_torchrun_gets_an_unshared_rendezvous_store(work):
+    """A store shared with the workers outlives them and can hang a restart (see run.sh)."""
+    (work / "bin/python").write_text(
+        '#!/usr/bin/env bash\n'
+        'echo "$TORCH_DISABLE_SHARE_RDZV_TCP_STORE" > "$CALLS/$(date +%s%N)"\n')
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch")
+    assert out.returncode == 0, out.stderr
+    assert calls == [["1"], ["1"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nnodes", "2"], "run.sh: --nnodes 2 needs --rdzv-endpoint HOST:PORT (node 0's address "
+     "and a free port, the same on every node), got ''"),
+    (["--nnodes", "2", "--rdzv-endpoint", "node0"], "needs --rdzv-endpoint HOST:PORT"),
+    (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"],
+     "run.sh: --node-rank must be a whole number below --nnodes (2), got '2'"),
+    (["--node-rank", "-1"], "run.sh: --node-rank must be a whole number below --nnodes (1)"),
+    (["--nnodes", "0"], "run.sh: --nnodes must be at least 1, got 0"),
+    (["--max-restarts", "x"], "run.sh: --max-restarts must be a whole number, got 'x'"),
+    (["--rdzv-endpoint", "h:1"], "run.sh: --rdzv-endpoint h:1 is for several nodes; give "
+     "--nnodes too"),
+    (["--torchrun-opts", "--nnodes 2 --rdzv-backend c10d"], "run.sh: --torchrun-opts "
+     "'--nnodes 2 --rdzv-backend c10d': give --nnodes as run.sh's own option (--nnodes, "
+     "--node-rank, --rdzv-endpoint, --max-restarts), which set torchrun's rendezvous"),
+    (["--torchrun-opts", "--max_restarts=2"], "give --max_restarts as run.sh's own option"),
+])
+def test_bad_node_options_stop_before_any_stage(work, args, message):
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch", *args)
+    assert out.returncode == 1 and calls == []
+    assert message in out.stderr
