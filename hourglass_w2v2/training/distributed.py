@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -39,11 +40,31 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     else:
         dev = torch.device(device)
     if world_size > 1 and not dist.is_initialized():
+        warn_if_restarts_can_hang()
         dist.init_process_group(
             backend="nccl" if dev.type == "cuda" else "gloo",
             device_id=dev if dev.type == "cuda" else None,
         )
     return DistInfo(rank, world_size, local_rank, dev)
+
+
+def warn_if_restarts_can_hang() -> None:
+    """Warn when torchrun may restart this worker group while the workers share its store.
+
+    torchrun's c10d rendezvous store, shared with the workers by default, outlives a worker
+    group: a restarted group can read a dead worker's gloo/NCCL address left there and wait on
+    it for the whole process-group timeout (pytorch/pytorch#135712). With
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in torchrun's environment (``run.sh`` sets it) each
+    restart gets a fresh store.
+    """
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    if shared and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0:
+        logging.warning(
+            "torchrun --max-restarts with its rendezvous store shared by the workers: a "
+            "restarted worker group can wait on a dead worker's address until the process-group "
+            "timeout; start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment "
+            "(run.sh does)"
+        )
 
 
 def cleanup_distributed() -> None:
