@@ -34,6 +34,27 @@ def fft_size(n: int) -> int:
     return best
 
 
+class _PaddedRfft(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, n: int) -> Tensor:  # noqa: D102
+        ctx.length, ctx.n = x.shape[-1], n
+        return torch.fft.rfft(x, n=n)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+        # adjoint of the one-sided DFT: the bins zero-filled to n, unscaled inverse, real part
+        full = grad.new_zeros(*grad.shape[:-1], ctx.n)
+        full[..., : grad.shape[-1]] = grad
+        return torch.fft.ifft(full, norm="forward").real[..., : ctx.length], None
+
+
+def padded_rfft(x: Tensor, n: int) -> Tensor:
+    """``torch.fft.rfft(x, n=n)`` (last dim, zero-padded to ``n``) that keeps nothing for
+    backward: torch's keeps the padded input, ``n / length`` times the input's size, although
+    its gradient needs only the sizes."""
+    return _PaddedRfft.apply(x, n)
+
+
 def grouped_conv1d_fft(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, groups: int):
     """``F.conv1d(x, weight, bias, padding=padding, groups=groups)`` cut to ``x``'s length,
     computed with real FFTs over time, in fp32.
@@ -49,8 +70,8 @@ def grouped_conv1d_fft(x: Tensor, weight: Tensor, bias: Tensor | None, padding: 
     # lag t - padding; with >= length + kernel points it never wraps into real frames
     n = fft_size(length + kernel)
     with torch.autocast(x.device.type, enabled=False):
-        xf = torch.fft.rfft(x.float(), n=n)  # (B, C, F)
-        wf = torch.fft.rfft(weight.float(), n=n).conj()  # (C_out, C/g, F)
+        xf = padded_rfft(x.float(), n)  # (B, C, F)
+        wf = padded_rfft(weight.float(), n).conj()  # (C_out, C/g, F)
         freqs = xf.shape[-1]
         xg = xf.view(batch, groups, group_in, freqs).permute(1, 3, 2, 0)  # (g, F, C/g, B)
         wg = wf.view(groups, out_channels // groups, group_in, freqs).permute(0, 3, 1, 2)
@@ -176,8 +197,8 @@ class TransformerEncoder(nn.Module):
     ``hourglass`` is a parsed spec ``(n_pre, (inner, factor), n_post)`` or None (vanilla).
     A level with factor 1 runs its layers at full rate with no resampling or residual, so it is
     exactly the vanilla encoder. With ``checkpoint_layers`` (an attribute, may be set after
-    construction), a layer run with gradients keeps only its input and recomputes the rest in
-    backward, replaying the same dropout draws.
+    construction), each layer and the position conv, run with gradients, keep only their input
+    and recompute the rest in backward, replaying the same dropout draws.
     """
 
     def __init__(
@@ -292,7 +313,11 @@ class TransformerEncoder(nn.Module):
         """
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        x = x + self.pos_conv(x)
+        if self.checkpoint_layers and torch.is_grad_enabled():
+            # on CPU (fft) it would keep the weight's spectrum, larger than a layer's activations
+            x = x + checkpoint(self.pos_conv, x, use_reentrant=False)
+        else:
+            x = x + self.pos_conv(x)
         if not self.layer_norm_first:
             x = self.layer_norm(x)
         x = self.dropout(x)

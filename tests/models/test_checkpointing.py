@@ -6,6 +6,7 @@ import torch
 
 from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.models import extractor as extractor_module
+from hourglass_w2v2.models.encoder import padded_rfft
 from hourglass_w2v2.models.extractor import FeatureExtractor
 
 SMALL = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
@@ -130,3 +131,28 @@ def test_checkpoint_options_are_off_by_default():
     assert cfg.checkpoint_extractor is False and cfg.checkpoint_layers is False
     model = build_model(ModelConfig.preset("tiny"))
     assert not model.feature_extractor.checkpoint and not model.encoder.checkpoint_layers
+
+
+def test_padded_rfft_saves_nothing_and_has_torchs_gradient():
+    x = torch.randn(6, 4, 40, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(6, 4, 61, dtype=torch.complex128)
+    want = torch.autograd.grad(torch.fft.rfft(x, n=120), x, g)[0]
+    nbytes = saved_bytes(lambda: padded_rfft(x, 120), torch.nn.Linear(1, 1))
+    got = torch.autograd.grad(padded_rfft(x, 120), x, g)[0]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(padded_rfft(x, 120), torch.fft.rfft(x, n=120), rtol=0, atol=0)
+    assert nbytes == 0  # torch.fft.rfft keeps the zero-padded (6, 4, 120) input for backward
+
+
+def test_layer_checkpointing_keeps_little_more_than_each_layers_input():
+    cfg = ModelConfig.preset("tiny", **DROPOUT_ON)
+    measured = {}
+    for layers in (False, True):
+        encoder = build_model(cfg.replace(checkpoint_layers=layers)).encoder
+        x = torch.randn(1, 500, 256, requires_grad=True)
+        measured[layers] = saved_bytes(lambda e=encoder, x=x: e(x).sum().backward(), encoder)
+    # 7 (T, C) tensors, the position conv's and the 4 layers' inputs among them, and one
+    # norm's per-frame mean and inverse deviation
+    assert measured[True] == 7 * 500 * 256 * 4 + 2 * 500 * 4
+    # without: every layer's activations and the position conv's weight spectrum
+    assert measured[False] > 25 * measured[True]
