@@ -18,12 +18,14 @@ _spec.loader.exec_module(_lang_conftest)
 toy_lang = _lang_conftest.toy_lang
 
 
-def make_exp(exp: Path, lang_dir: Path, preset: str, extractor_mode: str, normalize: bool) -> Path:
+def make_exp(
+    exp: Path, lang_dir: Path, preset: str, extractor_mode: str, normalize: bool, **overrides
+) -> Path:
     """An exp dir with a random CTC checkpoint whose head is peaky (argmax ties are rare) and
     never emits <sos/eos> or <unk>, as a trained one."""
     tok = Tokenizer(lang_dir)
     torch.manual_seed(0)
-    cfg = ModelConfig.preset(preset, extractor_mode=extractor_mode)
+    cfg = ModelConfig.preset(preset, extractor_mode=extractor_mode, **overrides)
     model = build_model(cfg, task="ctc", vocab_size=tok.vocab_size)
     with torch.no_grad():
         model.ctc_head.weight.mul_(4.0)
