@@ -217,7 +217,9 @@ def plot_results(
         ax.set_ylim(0, max(v for d in by_label.values() for v in d.values()) * 1.15 or 1)
         ax.grid(axis="y", alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8)
+    # long labels (experiment + method) would run off the figure side by side
+    ncols = 1 if max(len(n) for n in names) > 24 else min(3, len(names))
+    fig.legend(handles, names, loc="outside lower center", ncols=ncols, fontsize=8)
     fig.savefig(out, format="png")
     return drawn
 
