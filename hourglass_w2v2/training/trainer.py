@@ -33,7 +33,14 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from hourglass_w2v2.checkpoint import list_checkpoints, load_latest, rotate_checkpoints, set_aside
+from hourglass_w2v2.checkpoint import (
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest,
+    rotate_checkpoints,
+    set_aside,
+)
 from hourglass_w2v2.fileio import atomic_save, atomic_write_text, remove_stale_temp_files
 from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.training.config import ExperimentConfig
@@ -43,6 +50,7 @@ from hourglass_w2v2.training.distributed import (
     all_reduce_sum,
     all_reduce_sum_by_name,
     barrier,
+    broadcast_object,
     setup_distributed,
 )
 from hourglass_w2v2.training.logs import setup_logging
@@ -175,12 +183,32 @@ class Trainer:
     def _resume(self) -> bool:
         """Load the newest checkpoint that loads; set aside the unreadable ones newer than it.
 
-        Without any loadable one, starting afresh would let checkpoint rotation keep the
-        unreadable files (they sort as newest) and delete every new checkpoint, so it is
-        refused unless ``restart_from_scratch`` is set.
+        Rank 0 picks the checkpoint and every rank loads that file: a rank looking for itself
+        could find another newest one (a file system listing a new file late on one node, a
+        damaged copy) and go on from another update. Without any loadable one, starting afresh
+        would let checkpoint rotation keep the unreadable files (they sort as newest) and
+        delete every new checkpoint, so it is refused unless ``restart_from_scratch`` is set.
         """
-        existing = [p for _, p in list_checkpoints(self.ckpt_dir)]
-        found = load_latest(self.ckpt_dir)
+        listed, found = [], None
+        if self.dist.is_main:
+            listed = [p.name for _, p in list_checkpoints(self.ckpt_dir)]
+            found = load_latest(self.ckpt_dir)
+        listed, chosen = broadcast_object((listed, found[1].name if found else None))
+        existing = [self.ckpt_dir / name for name in listed]
+        error = None
+        if not self.dist.is_main and chosen is not None:
+            try:
+                found = load_checkpoint(self.ckpt_dir / chosen), self.ckpt_dir / chosen
+            except CheckpointError as e:
+                error = str(e)
+        # every rank has read its file before rank 0 renames any, and all stop on one's error
+        for rank, e in enumerate(all_gather_object(error)):
+            if e is not None:
+                raise ResumeError(
+                    f"rank {rank} cannot read {self.ckpt_dir / chosen}, the checkpoint rank 0 "
+                    f"resumes from ({e}); every node must see the same --exp-dir (a shared "
+                    "file system)"
+                )
         if found is None and existing and not self.restart_from_scratch:
             raise ResumeError(
                 f"no checkpoint in {self.ckpt_dir} can be loaded "
@@ -189,7 +217,6 @@ class Trainer:
                 "--restart-from-scratch, or use another --exp-dir"
             )
         unreadable = existing if found is None else existing[existing.index(found[1]) + 1 :]
-        barrier()  # every rank has looked at the files before rank 0 renames any
         if self.dist.is_main:
             for path in unreadable:
                 logging.warning("set aside unreadable checkpoint %s as %s", path, set_aside(path))

@@ -156,3 +156,65 @@ def test_workers_warn_when_a_restart_could_hang_on_the_shared_store(
     with caplog.at_level("WARNING"):
         warn_if_restarts_can_hang()
     assert ("start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in caplog.text) == warned
+
+
+def _resume_rank(rank: int, port: int, cfg: dict, exp: str, fault: str, out: dict) -> None:
+    """Rank ``rank`` of 2: build a trainer on ``exp`` and resume; rank 1 sees ``fault``."""
+    import hourglass_w2v2.checkpoint as ckpt_module
+    import hourglass_w2v2.training.trainer as trainer_module
+    from hourglass_w2v2.checkpoint import CheckpointError
+    from hourglass_w2v2.training.config import ExperimentConfig
+    from hourglass_w2v2.training.distributed import cleanup_distributed
+    from hourglass_w2v2.training.pretrain_task import PretrainTask
+    from hourglass_w2v2.training.trainer import ResumeError, Trainer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    if rank == 1 and fault == "stale listing":  # a file system that does not list the newest yet
+        listed = ckpt_module.list_checkpoints
+
+        def stale(d):
+            return listed(d)[:-1]
+
+        ckpt_module.list_checkpoints = trainer_module.list_checkpoints = stale
+    if rank == 1 and fault == "unreadable":  # a node whose copy of the newest file is damaged
+        def unreadable(path, map_location="cpu"):
+            raise CheckpointError(f"checkpoint {path} cannot be loaded: the file is truncated")
+
+        ckpt_module.load_checkpoint = trainer_module.load_checkpoint = unreadable
+    c = ExperimentConfig.from_dict(cfg)
+    trainer = Trainer(c, PretrainTask(c), exp)
+    try:
+        trainer._build()
+        trainer._resume()
+        out[rank] = trainer.update
+    except ResumeError as e:
+        out[rank] = str(e)
+    finally:
+        cleanup_distributed()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("fault", ["stale listing", "unreadable"])
+def test_every_rank_resumes_from_the_checkpoint_rank_0_picked(setup, tmp_path, fault):
+    import shutil
+
+    import torch.multiprocessing as mp
+    import yaml
+
+    exp = tmp_path / "exp"
+    (exp / "checkpoints").mkdir(parents=True)
+    for u in (2, 4):
+        shutil.copy(setup["ref"] / f"ckpt-{u}.pt", exp / "checkpoints")
+    cfg = yaml.safe_load(Path(setup["config"]).read_text())
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_resume_rank, args=(free_port(), cfg, str(exp), fault, out), nprocs=2)
+        got = dict(out)
+    if fault == "stale listing":
+        assert got == {0: 4, 1: 4}
+    else:
+        path = exp / "checkpoints" / "ckpt-4.pt"
+        message = (f"rank 1 cannot read {path}, the checkpoint rank 0 resumes from (checkpoint "
+                   f"{path} cannot be loaded: the file is truncated)")
+        assert message in got[0] and got[0] == got[1]
