@@ -7,6 +7,7 @@ Unlike fairseq and torchaudio, the ``group_norm`` variant normalises each channe
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +104,9 @@ class ConvBlock(nn.Module):
         return self.activate(x, lengths), lengths
 
 
-def keep_multichannel_conv_outputs(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+def keep_multichannel_conv_outputs(
+    ctx: Any, op: Any, *args: Any, **kwargs: Any
+) -> CheckpointPolicy:
     """Selective-checkpointing policy of the extractor: save only what is costly to redo.
 
     A convolution reading more than one channel per group (C_in x kernel multiply-adds per
@@ -124,8 +127,8 @@ class FeatureExtractor(nn.Module):
 
     With ``checkpoint``, a forward with gradients keeps only the waveform and the outputs of
     the convs past the first (:func:`keep_multichannel_conv_outputs`); backward recomputes the
-    rest one region at a time, a region ending at each such conv, so the recomputed tensors of
-    one layer at most are alive together. Without gradients (a frozen extractor,
+    rest one region at a time, a region ending at each such conv, so only one region's
+    recomputed tensors are alive at once. Without gradients (a frozen extractor,
     ``torch.no_grad``) it does nothing.
     """
 

@@ -8,27 +8,12 @@ from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.models import extractor as extractor_module
 from hourglass_w2v2.models.encoder import padded_rfft
 from hourglass_w2v2.models.extractor import FeatureExtractor
+from hourglass_w2v2.models.memory import saved_activation_bytes
 
 SMALL = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
 DROPOUT_ON = dict(
     dropout=0.1, attention_dropout=0.1, activation_dropout=0.1, dropout_input=0.1, layerdrop=0.0
 )
-
-
-def saved_bytes(fn, module: torch.nn.Module) -> int:
-    """Bytes of the distinct non-parameter storages autograd saves for backward in ``fn()``."""
-    weights = {p.untyped_storage().data_ptr() for p in module.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in weights:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
 
 
 def extractor_grads(checkpoint: bool, norm: str, lengths: torch.Tensor | None):
@@ -62,7 +47,11 @@ def test_extractor_checkpointing_keeps_only_the_multichannel_conv_outputs():
     measured = {}
     for checkpoint in (False, True):
         fe = FeatureExtractor(SMALL, "group_norm", checkpoint=checkpoint)
-        measured[checkpoint] = saved_bytes(lambda fe=fe: fe(wav)[0].pow(2).sum().backward(), fe)
+
+        def step(fe=fe):
+            fe(wav)[0].pow(2).sum().backward()
+
+        measured[checkpoint] = saved_activation_bytes(step, fe)
     fp32 = 4 * 32
     # without: the waveform, every conv and GELU output, the group norm's output and statistics
     assert measured[False] == 4 * 16000 + fp32 * (2 * sum(frames) + frames[0]) + 2 * fp32
@@ -85,7 +74,7 @@ def test_extractor_checkpointing_is_a_no_op_without_gradients(monkeypatch):
     # fine-tuning freezes the extractor: it runs without autograd, nothing to recompute
     model.freeze_feature_extractor()
     fe = model.feature_extractor
-    assert saved_bytes(lambda: fe(wav), fe) == 0
+    assert saved_activation_bytes(lambda: fe(wav), fe) == 0
     model.encode(wav).sum().backward()
     with torch.no_grad():
         model.encode(wav)
@@ -105,7 +94,7 @@ def model_grads(preset: str, **overrides):
         box["loss"] = model(wav, padding).loss
         box["loss"].backward()
 
-    nbytes = saved_bytes(step, model)
+    nbytes = saved_activation_bytes(step, model)
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     return box["loss"].detach(), grads, nbytes
 
@@ -137,7 +126,7 @@ def test_padded_rfft_saves_nothing_and_has_torchs_gradient():
     x = torch.randn(6, 4, 40, dtype=torch.float64, requires_grad=True)
     g = torch.randn(6, 4, 61, dtype=torch.complex128)
     want = torch.autograd.grad(torch.fft.rfft(x, n=120), x, g)[0]
-    nbytes = saved_bytes(lambda: padded_rfft(x, 120), torch.nn.Linear(1, 1))
+    nbytes = saved_activation_bytes(lambda: padded_rfft(x, 120), torch.nn.Linear(1, 1))
     got = torch.autograd.grad(padded_rfft(x, 120), x, g)[0]
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     torch.testing.assert_close(padded_rfft(x, 120), torch.fft.rfft(x, n=120), rtol=0, atol=0)
@@ -150,7 +139,11 @@ def test_layer_checkpointing_keeps_little_more_than_each_layers_input():
     for layers in (False, True):
         encoder = build_model(cfg.replace(checkpoint_layers=layers)).encoder
         x = torch.randn(1, 500, 256, requires_grad=True)
-        measured[layers] = saved_bytes(lambda e=encoder, x=x: e(x).sum().backward(), encoder)
+
+        def step(encoder=encoder, x=x):
+            encoder(x).sum().backward()
+
+        measured[layers] = saved_activation_bytes(step, encoder)
     # 7 (T, C) tensors, the position conv's and the 4 layers' inputs among them, and one
     # norm's per-frame mean and inverse deviation
     assert measured[True] == 7 * 500 * 256 * 4 + 2 * 500 * 4
