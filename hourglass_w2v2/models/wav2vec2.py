@@ -77,7 +77,7 @@ def contrastive_logits(
     (``benchmarks/contrastive_speed.py``), and its backward is deterministic: the backward of
     indexing ``targets[b, neg_idx]`` adds into repeated rows with atomics when CPU threads > 1,
     which made 2-thread pretraining runs drift apart after a few dozen updates
-    (docs/pretraining.md).
+    (egs/synth/SSL/RESULTS.md).
     """
     b, m, n = neg_idx.shape
     with torch.autocast(preds.device.type, enabled=False):

@@ -10,7 +10,7 @@
   far below the LayerNorm eps after it; the normalised features, the quantizer's logits and so
   the targets are then constant. The Gumbel noise keeps the training code perplexity looking
   healthy and the loss sits at chance, while validation (no noise) reads loss 0 / accuracy 1;
-  seen at lr 2e-3 on the large synth corpus (``docs/pretraining.md``);
+  seen at lr 2e-3 on the large synth corpus (``egs/synth/SSL/RESULTS.md``);
 - **grad-norm outliers**: a gradient norm far above its running median (a spike that often
   precedes divergence).
 
