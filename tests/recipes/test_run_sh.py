@@ -268,3 +268,34 @@ def test_bad_node_options_stop_before_any_stage(work, args, message):
     out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch", *args)
     assert out.returncode == 1 and calls == []
     assert message in out.stderr
+
+
+FAKE_SRUN = """#!/usr/bin/env bash
+# runs the command once per node, as SLURM does on each, with that node's SLURM_NODEID
+while [[ $1 == --* ]]; do shift; done
+for ((i = 0; i < SLURM_JOB_NUM_NODES; i++)); do SLURM_NODEID=$i "$@" || exit 1; done
+"""
+
+
+def test_slurm_script_runs_run_sh_on_each_node_with_its_rank_and_the_first_node_as_host(work):
+    (work / "bin/srun").write_text(FAKE_SRUN)
+    (work / "bin/scontrol").write_text("#!/usr/bin/env bash\nprintf 'gpu-a17\\ngpu-a18\\n'\n")
+    for name in ("srun", "scontrol"):
+        (work / "bin" / name).chmod(0o755)
+    slurm = {"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu-a[17-18]",
+             "SLURM_JOB_ID": "4711", "SLURM_GPUS_ON_NODE": "4", "SLURM_SUBMIT_DIR": str(work)}
+    calls = work / "calls"
+    calls.mkdir()
+    env = dict(os.environ, PATH=f"{work / 'bin'}:{os.environ['PATH']}", CALLS=str(calls), **slurm)
+    out = subprocess.run(["utils/slurm_train.sh", "--stage", "1", "--stop-stage", "1",
+                          "--exp-dir", "exp/p", "trainer.max_updates=9"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    argvs = [p.read_text().splitlines() for p in sorted(calls.iterdir())]
+    assert [argv[:4] for argv in argvs] == [["-m", "torch.distributed.run", "--nproc-per-node",
+                                             "4"]] * 2
+    for argv, is_host in zip(argvs, ("true", "false"), strict=True):
+        assert launch_options(argv) == [
+            "--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "gpu-a17:29400",
+            "--rdzv-conf", f"is_host={is_host}", "--max-restarts", "3", "--rdzv-id", "4711"]
+        assert value_after(argv, "--exp-dir") == "exp/p" and argv[-1] == "trainer.max_updates=9"

@@ -8,7 +8,7 @@
 #   ./run.sh --stage 2 --stop-stage 3 --exp-dir exp/ft_10min_scratch --init scratch
 #   ./run.sh --stage 4 --stop-stage 4 [--results-opts "--strict"]
 #   ./run.sh --stage 1 --stop-stage 1 --nnodes 4 --node-rank R --rdzv-endpoint HOST0:29400 \
-#            --max-restarts 3        (on each of 4 machines; or sbatch slurm_pretrain.sh)
+#            --max-restarts 3     (on each of 4 machines; SLURM: sbatch utils/slurm_train.sh)
 #
 # The stages and every option with its default are listed below (utils/run_functions.sh).
 set -euo pipefail
