@@ -10,7 +10,7 @@
 #   ./run.sh --stage 1 --stop-stage 1 --nnodes 4 --node-rank R --rdzv-endpoint HOST0:29400 \
 #            --max-restarts 3     (on each of 4 machines; SLURM: sbatch utils/slurm_train.sh)
 #
-# The stages and every option with its default are listed below (utils/run_functions.sh).
+# ./run.sh --help lists the stages and every option with its default (utils/run_functions.sh).
 set -euo pipefail
 
 corpus=librispeech

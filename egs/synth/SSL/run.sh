@@ -8,7 +8,7 @@
 #   ./run.sh --stage 2 --stop-stage 3 --exp-dir exp/ft_10min_scratch --init scratch
 #   ./run.sh --stage 4 --stop-stage 4 [--results-opts "--strict"]
 #
-# The stages and every option with its default are listed below (utils/run_functions.sh).
+# ./run.sh --help lists the stages and every option with its default (utils/run_functions.sh).
 set -euo pipefail
 
 corpus=synth
