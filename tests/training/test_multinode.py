@@ -10,6 +10,7 @@ after a checkpoint, so torchrun restarts both workers and they resume by themsel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,13 +47,21 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        for pid in descendants(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        proc.kill()
+        stop(proc)
         out, _ = proc.communicate()
         pytest.fail(f"timed out; output so far:\n{out}")
     assert proc.returncode == 0, out
     return out
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc`` and every process below it, if still running (a failed test's job)."""
+    if proc.poll() is None:
+        for pid in descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait()
 
 
 def descendants(pid: int) -> list[int]:
@@ -114,7 +123,11 @@ def test_two_nodes_on_c10d_rendezvous_equal_one_process_accumulating(setup, tmp_
                "--nnodes", "2", "--node-rank", str(r), "--rdzv-endpoint", endpoint)
         for r in (0, 1)
     ]
-    outs = [finish(n) for n in nodes]
+    try:
+        outs = [finish(n) for n in nodes]
+    finally:
+        for n in nodes:
+            stop(n)
     assert all("on 2 node(s) x 1 process(es)" in o for o in outs)
     assert any("2 process(es) x accum 1" in o for o in outs), outs
     name = f"ckpt-{UPDATES}.pt"
@@ -127,16 +140,19 @@ def test_worker_killed_mid_run_restarts_and_resumes_to_the_same_model(setup, tmp
     exp = tmp_path / "killed"
     job = run_sh(setup["work"], "--train-config", setup["config"], "--exp-dir", str(exp),
                  "--world-size", "2", "--max-restarts", "1")
-    deadline = time.time() + 200
-    victim = None
-    while time.time() < deadline and job.poll() is None:
-        if (exp / "checkpoints" / "ckpt-2.pt").exists():
-            victim = worker_of_rank(job.pid, 1)
-            break
-        time.sleep(0.05)
-    assert victim is not None, "the run ended or timed out before its first checkpoint"
-    os.kill(victim, signal.SIGKILL)
-    out = finish(job)
+    try:
+        deadline = time.time() + 200
+        victim = None
+        while time.time() < deadline and job.poll() is None:
+            if (exp / "checkpoints" / "ckpt-2.pt").exists():
+                victim = worker_of_rank(job.pid, 1)
+                break
+            time.sleep(0.05)
+        assert victim is not None, "the run ended or timed out before its first checkpoint"
+        os.kill(victim, signal.SIGKILL)
+        out = finish(job)
+    finally:
+        stop(job)
     assert f"failed (exitcode: -9) local_rank: 1 (pid: {victim})" in out, out
     # the same job went on: its restarted workers resumed from a checkpoint of the killed ones
     resumed = [u for u, _ in list_checkpoints(exp / "checkpoints") if 2 <= u < UPDATES]
