@@ -3,13 +3,22 @@
 Every row is measured in the same run on the same inputs: raw waveforms (B, S) through the
 feature extractor and the transformer, ``output.float().pow(2).mean().backward()``, all
 dropout and LayerDrop off, ``feature_grad_mult`` 1 (torchaudio has none). Ratios are
-``torchaudio time / our time`` (above 1 = we are faster) and ``hourglass / vanilla``.
+``torchaudio time / our time`` (above 1 = we are faster) and ``hourglass / vanilla``;
+``--checkpointing`` adds rows of our models with activation checkpointing (``extractor``:
+``checkpoint_extractor``, ``layers``: ``checkpoint_layers``), compared with the same model
+without it and with vanilla without it.
 
-Memory is the CUDA peak allocated minus the weights on GPU; on CPU, where there is no peak
-allocator statistic, it is the bytes of tensors autograd saves for backward (activations),
-which is what the hourglass shrinks.
+Two memory figures, weights and their gradients excluded from both: "saved" is the bytes of
+tensors autograd saves for backward (activations, what the hourglass and checkpointing
+shrink); "peak" is the most memory a step holds at once, recomputed activations and
+gradients in flight included: the CUDA allocator's peak, or on CPU the rise of the process's
+resident-memory high-water mark (``/proc/self/status`` VmHWM, reset before the step, with
+buffers from 256 KiB up mmap-ed and the heap trimmed, so that freed memory leaves the
+process; smaller buffers may reuse heap memory unseen).
 
     python benchmarks/encoder_speed.py --device cpu --sizes tiny base --lengths 2 5 --steps 2
+    python benchmarks/encoder_speed.py --sizes base --lengths 15 --factors 4 --resample avg \
+        --checkpointing none extractor extractor+layers --no-torchaudio
     python benchmarks/encoder_speed.py --device cuda --dtype bf16 --sizes base --compile
 """
 
@@ -17,16 +26,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import logging
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torchaudio
 
 from hourglass_w2v2.models import ModelConfig, build_model
+from hourglass_w2v2.models.memory import saved_activation_bytes
 
 log = logging.getLogger("encoder_speed")
 
@@ -41,6 +54,13 @@ NO_DROPOUT = dict(
 )
 # resampling pairs: NVIDIA's "naive" (mean pool + repeat) and learned linear both ways
 RESAMPLE = {"avg": ("avg", "repeat"), "linear": ("linear", "linear")}
+# activation checkpointing settings: ModelConfig overrides
+CHECKPOINTING = {
+    "none": {},
+    "extractor": {"checkpoint_extractor": True},
+    "layers": {"checkpoint_layers": True},
+    "extractor+layers": {"checkpoint_extractor": True, "checkpoint_layers": True},
+}
 
 
 @dataclass
@@ -48,8 +68,10 @@ class Row:
     size: str
     seconds: float
     model: str
+    checkpointing: str
     time_ms: float
-    memory_mb: float
+    saved_mb: float
+    peak_mb: float
 
 
 def torchaudio_model(cfg: ModelConfig) -> torch.nn.Module:
@@ -91,31 +113,21 @@ def hourglass_layout(num_layers: int, factor: int) -> list:
     return [outer, [num_layers - 2 * outer, factor], outer]
 
 
-def _saved_bytes(fn, module: torch.nn.Module) -> int:
-    """Bytes of distinct non-parameter tensors autograd saves while running ``fn``."""
-    weights = {p.untyped_storage().data_ptr() for p in module.parameters()}
-    seen: dict[int, int] = {}
+def make_step(
+    module: torch.nn.Module, wav: torch.Tensor, dtype: torch.dtype | None, keep_grads: bool = False
+):
+    """One forward+backward of ``module`` on ``wav`` (under autocast to ``dtype`` if given).
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in weights:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
-
-
-def make_step(module: torch.nn.Module, wav: torch.Tensor, dtype: torch.dtype | None):
-    """One forward+backward of ``module`` on ``wav`` (under autocast to ``dtype`` if given)."""
+    With ``keep_grads`` the parameter gradients stay allocated (zeroed) after the step, so a
+    memory measurement of the next step does not count them.
+    """
 
     def step() -> None:
         ctx = torch.autocast(wav.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         with ctx:
             out = module(wav)
         out.float().pow(2).mean().backward()
-        module.zero_grad(set_to_none=True)
+        module.zero_grad(set_to_none=not keep_grads)
 
     return step
 
@@ -131,16 +143,57 @@ def time_step(step, device: torch.device) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def memory_mb(step, module: torch.nn.Module, device: torch.device) -> float:
-    """CUDA peak above the resident weights, or saved activations on CPU (module docstring)."""
-    if device.type != "cuda":
-        return _saved_bytes(step, module) / 2**20
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    step()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
+@contextlib.contextmanager
+def buffers_returned_on_free(threshold: int = 1 << 18):
+    """glibc serves buffers of ``threshold`` bytes and more by mmap while inside, and trims
+    the heap down to its live part, so freeing a buffer lowers the resident memory and the
+    high-water mark sees every such buffer a step holds. Yields ``malloc_trim``.
+
+    Otherwise glibc raises its mmap threshold (up to 32 MiB) after frees and keeps freed
+    blocks in the heap, where the next step reuses them unseen. On exit it goes back to fixed
+    thresholds at the ceilings its dynamic ones reach in these runs (32 MiB mmap, 64 MiB trim).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: measure as it is
+        yield lambda: None
+        return
+    mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    mallopt(-1, threshold)  # M_TRIM_THRESHOLD
+    try:
+        yield lambda: malloc_trim(0)
+    finally:
+        mallopt(-3, 32 << 20)
+        mallopt(-1, 64 << 20)
+
+
+def _status_bytes(field: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, flags=re.M).group(1)) * 1024
+
+
+def peak_mb(step, device: torch.device) -> float:
+    """Most memory held at once during ``step`` above what was held before it (docstring).
+
+    ``step`` runs twice: the first call allocates what outlives a step (parameter gradients,
+    with ``make_step(keep_grads=True)``), the second is measured.
+    """
+    cuda = device.type == "cuda"
+    with contextlib.nullcontext(lambda: None) if cuda else buffers_returned_on_free() as trim:
+        step()
+        trim()  # the heap keeps no freed pages: the high-water mark starts from live memory
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            step()
+            torch.cuda.synchronize()
+            return (torch.cuda.max_memory_allocated() - base) / 2**20
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        base = _status_bytes("VmRSS")
+        step()
+        return (_status_bytes("VmHWM") - base) / 2**20
 
 
 def run(args: argparse.Namespace) -> list[Row]:
@@ -150,10 +203,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     for size in args.sizes:
         cfg = ModelConfig.preset(size, **NO_DROPOUT)
-        variants: list[tuple[str, torch.nn.Module, bool]] = [
-            ("torchaudio", torchaudio_model(cfg), True),
-            ("ours vanilla", build_model(cfg), False),
-        ]
+        configs = [("ours vanilla", cfg)]
         for factor in args.factors:
             for mode in args.resample:
                 shorten, upsample = RESAMPLE[mode]
@@ -162,27 +212,47 @@ def run(args: argparse.Namespace) -> list[Row]:
                     shorten=shorten,
                     upsample=upsample,
                 )
-                variants.append((f"hourglass x{factor} {mode}", build_model(hcfg), False))
+                configs.append((f"hourglass x{factor} {mode}", hcfg))
+        variants: list[tuple[str, str, torch.nn.Module, bool]] = []
+        if args.torchaudio:
+            variants.append(("torchaudio", "none", torchaudio_model(cfg), True))
+        for name, model_cfg in configs:
+            for ckpt in args.checkpointing:
+                model = build_model(model_cfg.replace(**CHECKPOINTING[ckpt]))
+                variants.append((name, ckpt, model, False))
         for seconds in args.lengths:
             gen = torch.Generator().manual_seed(0)
             wav = torch.randn(args.batch, int(16000 * seconds), generator=gen).to(device)
             steps = {}
-            for name, model, is_ta in variants:
+            for name, ckpt, model, is_ta in variants:
                 module = _Encode(model, is_ta).to(device).train()
                 if args.compile:
                     module = torch.compile(module, dynamic=False)
-                steps[name] = (make_step(module, wav, dtype), module)
+                steps[name, ckpt] = (make_step(module, wav, dtype), module)
                 for _ in range(args.warmup):
-                    steps[name][0]()
+                    steps[name, ckpt][0]()
             # round-robin, so load changes on a shared machine hit every model alike
-            times: dict[str, list[float]] = {name: [] for name in steps}
+            times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
             for _ in range(args.steps):
-                for name, (step, _) in steps.items():
-                    times[name].append(time_step(step, device))
-            for name, (step, module) in steps.items():
-                ms, mb = statistics.median(times[name]), memory_mb(step, module, device)
-                rows.append(Row(size, seconds, name, ms, mb))
-                log.info("%s %gs %-22s %9.1f ms %9.1f MB", size, seconds, name, ms, mb)
+                for key, (step, _) in steps.items():
+                    times[key].append(time_step(step, device))
+            for (name, ckpt), (step, module) in steps.items():
+                ms = statistics.median(times[name, ckpt])
+                saved = saved_activation_bytes(step, module) / 2**20
+                # parameter gradients stay allocated from the first step on: not counted
+                peak = peak_mb(make_step(module, wav, dtype, keep_grads=True), device)
+                module.zero_grad(set_to_none=True)
+                rows.append(Row(size, seconds, name, ckpt, ms, saved, peak))
+                log.info(
+                    "%s %gs %-22s %-16s %9.1f ms saved %8.1f MB peak %8.1f MB",
+                    size,
+                    seconds,
+                    name,
+                    ckpt,
+                    ms,
+                    saved,
+                    peak,
+                )
             del steps
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -190,32 +260,43 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def table(rows: list[Row], markdown: bool) -> str:
-    """Rows with ratios against torchaudio and against our vanilla model of the same setting."""
-    ref = {(r.size, r.seconds, r.model): r for r in rows}
+    """Rows with ratios against torchaudio, against our vanilla model of the same setting
+    without checkpointing, and (time) against the same model without checkpointing."""
+    ref = {(r.size, r.seconds, r.model, r.checkpointing): r for r in rows}
     header = [
         "size",
         "audio (s)",
         "model",
+        "checkpointing",
         "fwd+bwd (ms)",
         "speed vs torchaudio",
         "speed vs vanilla",
-        "memory (MB)",
-        "memory vs vanilla",
+        "time vs unchecked",
+        "saved (MB)",
+        "saved vs vanilla",
+        "peak (MB)",
+        "peak vs vanilla",
     ]
     lines = []
     for r in rows:
-        ta = ref.get((r.size, r.seconds, "torchaudio"))
-        van = ref.get((r.size, r.seconds, "ours vanilla"))
+        ta = ref.get((r.size, r.seconds, "torchaudio", "none"))
+        ours = r.model != "torchaudio"
+        van = ref.get((r.size, r.seconds, "ours vanilla", "none")) if ours else None
+        unchecked = ref.get((r.size, r.seconds, r.model, "none"))
         lines.append(
             [
                 r.size,
                 f"{r.seconds:g}",
                 r.model,
+                r.checkpointing,
                 f"{r.time_ms:.1f}",
                 f"{ta.time_ms / r.time_ms:.2f}x" if ta else "",
-                f"{van.time_ms / r.time_ms:.2f}x" if van and r.model != "torchaudio" else "",
-                f"{r.memory_mb:.0f}",
-                f"{r.memory_mb / van.memory_mb:.0%}" if van and r.model != "torchaudio" else "",
+                f"{van.time_ms / r.time_ms:.2f}x" if van else "",
+                f"{r.time_ms / unchecked.time_ms - 1:+.0%}" if unchecked is not r else "",
+                f"{r.saved_mb:.0f}",
+                f"{r.saved_mb / van.saved_mb:.0%}" if van else "",
+                f"{r.peak_mb:.0f}",
+                f"{r.peak_mb / van.peak_mb:.0%}" if van else "",
             ]
         )
     if markdown:
@@ -245,6 +326,19 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", type=float, default=[2, 5, 10, 15, 30])
     parser.add_argument("--factors", nargs="+", type=int, default=[2, 3, 4, 5, 6])
     parser.add_argument("--resample", nargs="+", choices=list(RESAMPLE), default=list(RESAMPLE))
+    parser.add_argument(
+        "--checkpointing",
+        nargs="+",
+        choices=list(CHECKPOINTING),
+        default=["none"],
+        help="activation checkpointing settings of our models, one row each",
+    )
+    parser.add_argument(
+        "--torchaudio",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure torchaudio's model (--no-torchaudio skips it)",
+    )
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
