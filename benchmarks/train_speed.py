@@ -12,20 +12,50 @@ One H100, bf16, eager and compiled, with HF transformers' Wav2Vec2ForPreTraining
 Each update is a full pretraining step (forward with masking, quantizer and contrastive loss,
 backward, AdamW step) on a random-audio batch of ``--batch-seconds`` seconds cut into
 ``--utt-seconds`` utterances, as the trainer would run it. Prints a markdown table.
+
+The real trainer on the demo's pretraining config and corpus (``--trainer``; needs
+``egs/synth/SSL/data``, made by ``cd egs/synth/SSL && ./prepare.sh --bpe-vocab-sizes ""``):
+
+    python benchmarks/train_speed.py --trainer --updates 300 --settings fp32 fp32-seed2 bf16
+
+Each setting (``--settings``, names from ``SETTINGS``: config overrides plus a torch thread
+count) trains ``--updates`` updates of ``Trainer`` from scratch in a temporary experiment
+directory. The table gives the trainer's audio-seconds/s after ``--warmup`` updates, its ratio
+to the first setting's, the loss over the last ``--loss-window`` updates and its gap to the
+first setting's (the ``fp32-seed2`` row shows what another seed alone changes), and the
+trainer's throughput as a share of a bare forward+backward+step loop on the same batches.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import platform
+import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from hourglass_w2v2.models import ModelConfig, build_model
 
 SR = 16000
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "egs/synth/SSL/conf/pretrain_tiny_hourglass.yaml"
+#: candidate trainer settings: (config overrides, torch threads; None keeps torch's default)
+SETTINGS: dict[str, tuple[list[str], int | None]] = {
+    "fp32": ([], None),
+    "fp32-seed2": (["trainer.seed=43"], None),
+    "bf16": (["trainer.precision=bf16"], None),
+    "compile": (["trainer.compile=true"], None),
+    "bf16-compile": (["trainer.precision=bf16", "trainer.compile=true"], None),
+    "workers0": (["data.num_workers=0"], None),
+    "workers2": (["data.num_workers=2"], None),
+    "threads1": ([], 1),
+}
 
 
 def _hf_step(model, waves: torch.Tensor):
@@ -102,6 +132,207 @@ def measure(name: str, compiled: bool, args: argparse.Namespace) -> dict:
     }
 
 
+def _import_trainer():
+    """The training layer, imported only in ``--trainer`` mode (it pulls in lhotse)."""
+    from hourglass_w2v2.training.config import load_config
+    from hourglass_w2v2.training.optim import build_optimizer
+    from hourglass_w2v2.training.pretrain_task import PretrainTask
+    from hourglass_w2v2.training.trainer import PRECISIONS, Trainer
+
+    class TimedTrainer(Trainer):
+        """The trainer, recording per update its loss, audio and wall time, and keeping the
+        micro-batches of the updates ``[keep_from, keep_from + keep)`` for the bare loop."""
+
+        def __init__(self, *args, keep_from: int = 0, keep: int = 0, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.keep_from, self.keep = keep_from, keep
+            self.records: list[dict] = []
+            self.kept: list[list[dict]] = []
+            self._last = None
+
+        def train_step(self, group: list[dict]) -> dict[str, float] | None:
+            if self._last is None:  # the first update's time includes starting the loader
+                self._last = time.perf_counter()
+            if self.keep_from <= len(self.records) < self.keep_from + self.keep:
+                self.kept.append(group)
+            out = super().train_step(group)
+            if out is not None:
+                now = time.perf_counter()
+                # from the previous update's end: data wait, logging and checkpoints included
+                seconds = now - self._last
+                self.records.append(
+                    {"loss": out["loss"], "audio": out["audio_seconds"], "seconds": seconds}
+                )
+                self._last = now
+            return out
+
+        def run_validation(self) -> dict[str, float]:
+            return {}  # validation is outside the training throughput
+
+    return load_config, build_optimizer, PretrainTask, PRECISIONS, TimedTrainer
+
+
+def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]:
+    """(audio seconds, wall seconds) of a bare forward+backward+clip+step loop over ``groups``.
+
+    The model, optimizer, precision and compilation are the config's; the first ``warmup``
+    updates are run but not timed. No data loading, RNG reseeding, metrics or logging.
+    """
+    _, build_optimizer, PretrainTask, PRECISIONS, _ = _import_trainer()
+    torch.manual_seed(cfg.trainer.seed)
+    task = PretrainTask(cfg)
+    model = task.build_model()
+    model.train()
+    optimizer = build_optimizer(model, cfg.optim)
+    step_model = torch.compile(model) if cfg.trainer.compile else model
+    dtype = PRECISIONS[cfg.trainer.precision]
+    clip = cfg.optim.clip_grad_norm if cfg.optim.clip_grad_norm > 0 else math.inf
+    audio = seconds = 0.0
+    for i, group in enumerate(groups):
+        start = time.perf_counter()
+        model.set_num_updates(i)
+        for batch in group:
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                out = step_model(batch["waveforms"], batch["padding_mask"])
+            (out.loss.float() * out.sample_size).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if i >= warmup:
+            seconds += time.perf_counter() - start
+            audio += sum(b["waveforms"].numel() for b in group) / SR
+    return audio, seconds
+
+
+def run_trainer(
+    config: Path,
+    overrides: list[str],
+    threads: int | None,
+    updates: int,
+    warmup: int,
+    bare_updates: int,
+) -> dict:
+    """Train ``updates`` updates of ``config`` (plus ``overrides``) with the real trainer.
+
+    Returns the per-update records (loss, audio seconds, wall seconds), the trainer's
+    audio-seconds/s after ``warmup`` updates, and, when ``bare_updates`` > 0, the same
+    throughput of the trainer and of :func:`bare_loop` over the ``bare_updates`` updates that
+    follow the warm-up (the same batches).
+    """
+    load_config, _, PretrainTask, _, TimedTrainer = _import_trainer()
+    if updates <= warmup:
+        raise ValueError(f"--updates ({updates}) must be more than --warmup ({warmup})")
+    manifests = config.parent.parent / "data" / "manifests"
+    cfg = load_config(
+        config,
+        [
+            f"data.manifest_dir={manifests}",
+            f"trainer.max_updates={updates}",
+            "trainer.progress=false",
+            "trainer.device=cpu",
+            *overrides,
+        ],
+    )
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="train_speed_") as exp_dir:
+            bare = min(bare_updates, updates - warmup)
+            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep_from=warmup, keep=bare)
+            trainer.fit()
+        timed = trainer.records[warmup:]
+        result = {
+            "records": trainer.records,
+            "threads": torch.get_num_threads(),
+            "audio_s_per_s": sum(r["audio"] for r in timed) / sum(r["seconds"] for r in timed),
+        }
+        if bare:
+            same = trainer.records[warmup : warmup + bare]
+            # the bare loop warms up on the first kept updates, then times the same ones again
+            bare_warm = min(3, bare)
+            audio, seconds = bare_loop(cfg, trainer.kept[:bare_warm] + trainer.kept, bare_warm)
+            result["trainer_same_batches"] = sum(r["audio"] for r in same) / sum(
+                r["seconds"] for r in same
+            )
+            result["bare_audio_s_per_s"] = audio / seconds
+    finally:
+        torch.set_num_threads(saved_threads)
+    return result
+
+
+def window_means(losses: list[float], window: int) -> list[float]:
+    """Means of consecutive ``window``-update blocks of a loss curve (a last partial block
+    is dropped)."""
+    starts = range(0, len(losses) - window + 1, window)
+    return [statistics.fmean(losses[i : i + window]) for i in starts]
+
+
+def trainer_main(args: argparse.Namespace) -> None:
+    """``--trainer``: every setting of ``--settings`` through the real trainer; a table."""
+    config = Path(args.config)
+    manifests = config.parent.parent / "data" / "manifests"
+    if not any(manifests.glob("*pretrain*.jsonl.gz")):
+        sys.exit(
+            f"train_speed.py --trainer: no pretraining cuts in {manifests}; make the synth "
+            f"corpus first: cd {config.parent.parent} && ./prepare.sh --bpe-vocab-sizes ''"
+        )
+    unknown = [s for s in args.settings if s not in SETTINGS]
+    if unknown:
+        sys.exit(f"train_speed.py --settings: unknown {unknown}; choose from {list(SETTINGS)}")
+    updates = args.updates or 300
+    warmup = 10 if args.warmup is None else args.warmup
+    window = min(args.loss_window, updates)
+    print(
+        f"device: {_cpu_name()}, {torch.get_num_threads()} torch threads by default; config "
+        f"{config}; {updates} updates per setting, throughput after {warmup}; loss over the "
+        f"last {window} updates; bare loop on {args.bare_updates} of the same batches; "
+        f"torch {torch.__version__}",
+        flush=True,
+    )
+    rows = []
+    for name in args.settings:
+        overrides, threads = SETTINGS[name]
+        r = run_trainer(config, overrides, threads, updates, warmup, args.bare_updates)
+        r["name"], r["overrides"] = name, " ".join(overrides) or "(config as is)"
+        losses = [x["loss"] for x in r["records"]]
+        r["final_loss"] = statistics.fmean(losses[-window:])
+        r["curve"] = window_means(losses, window)
+        rows.append(r)
+        print(
+            f"measured: {name} {r['audio_s_per_s']:.1f} audio-s/s, loss over the last {window} "
+            f"updates {r['final_loss']:.4f}",
+            flush=True,
+        )
+    ref = rows[0]
+    print(
+        f"| setting | overrides | threads | audio-s/s | / {ref['name']} | loss, last {window} "
+        f"updates | gap to {ref['name']} | largest gap of a {window}-update mean | "
+        "bare loop audio-s/s | trainer / bare |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        gaps = [abs(a - b) for a, b in zip(r["curve"], ref["curve"], strict=True)]
+        bare = r.get("bare_audio_s_per_s")
+        share = "-" if bare is None else f"{r['trainer_same_batches'] / bare:.2f}"
+        print(
+            f"| {r['name']} | {r['overrides']} | {r['threads']} | {r['audio_s_per_s']:.1f} | "
+            f"{r['audio_s_per_s'] / ref['audio_s_per_s']:.2f} | {r['final_loss']:.4f} | "
+            f"{r['final_loss'] - ref['final_loss']:+.4f} | {max(gaps):.4f} | "
+            f"{'-' if bare is None else f'{bare:.1f}'} | {share} |",
+            flush=True,
+        )
+
+
+def _cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -115,8 +346,31 @@ def main() -> None:
     parser.add_argument("--compile", default="no", choices=["no", "yes", "both"])
     parser.add_argument("--batch-seconds", type=float, default=20.0)
     parser.add_argument("--utt-seconds", type=float, default=5.0)
-    parser.add_argument("--updates", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--updates", type=int, help="timed updates (default 5; --trainer: 300)")
+    parser.add_argument(
+        "--warmup", type=int, help="untimed updates first (default 2; --trainer: 10)"
+    )
+    parser.add_argument(
+        "--trainer",
+        action="store_true",
+        help="run the real Trainer on --config with the synth corpus, once per --settings",
+    )
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="--trainer: pretraining YAML")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["fp32", "fp32-seed2", "bf16"],
+        help=f"--trainer: the first is the reference; choose from {', '.join(SETTINGS)}",
+    )
+    parser.add_argument(
+        "--loss-window", type=int, default=50, help="--trainer: updates per loss mean"
+    )
+    parser.add_argument(
+        "--bare-updates",
+        type=int,
+        default=30,
+        help="--trainer: updates after the warm-up that the bare loop repeats (0: none)",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -125,6 +379,11 @@ def main() -> None:
         "median (fairer on a shared machine)",
     )
     args = parser.parse_args()
+    if args.trainer:
+        trainer_main(args)
+        return
+    args.updates = 5 if args.updates is None else args.updates
+    args.warmup = 2 if args.warmup is None else args.warmup
     variants = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
     device_name = (
         torch.cuda.get_device_name()

@@ -1,0 +1,75 @@
+"""benchmarks/train_speed.py --trainer: times the real trainer without changing what it trains.
+
+Lives next to the trainer tests for their small corpus fixture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hourglass_w2v2.training.config import ExperimentConfig
+from hourglass_w2v2.training.pretrain_task import PretrainTask
+from hourglass_w2v2.training.trainer import Trainer
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_speed.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_trainer_mode_trains_what_the_trainer_trains_and_times_it(
+    bench, corpus, tmp_path, helpers
+):
+    cfg = helpers.tiny_pretrain_config(corpus, max_updates=4)
+    config = helpers.write_config(tmp_path / "conf.yaml", cfg)
+    threads = torch.get_num_threads()
+    r = bench.run_trainer(config, [], threads=1, updates=4, warmup=1, bare_updates=2)
+    assert torch.get_num_threads() == threads  # put back after the run
+    assert r["threads"] == 1
+    # the same config through the plain trainer: the timing subclass changes no loss
+    plain = ExperimentConfig.from_dict(cfg)
+    Trainer(plain, PretrainTask(plain), tmp_path / "plain").fit()
+    logged = helpers.read_metrics(tmp_path / "plain")
+    assert [x["loss"] for x in r["records"]] == pytest.approx(
+        [logged[u]["loss"] for u in (1, 2, 3, 4)], rel=1e-6
+    )
+    assert [x["audio"] for x in r["records"]] == pytest.approx(
+        [logged[u]["audio_seconds"] for u in (1, 2, 3, 4)]
+    )
+    timed = r["records"][1:]
+    expected = sum(x["audio"] for x in timed) / sum(x["seconds"] for x in timed)
+    assert r["audio_s_per_s"] == pytest.approx(expected)
+    for key in ("trainer_same_batches", "bare_audio_s_per_s"):
+        assert math.isfinite(r[key]) and r[key] > 0
+
+
+def test_window_means_drop_the_last_partial_block(bench):
+    assert bench.window_means([1.0, 2.0, 3.0, 4.0, 5.0], 2) == [1.5, 3.5]
+    assert bench.window_means([1.0, 2.0], 3) == []
+
+
+def test_trainer_mode_without_a_corpus_says_how_to_make_it(tmp_path):
+    config = tmp_path / "SSL" / "conf" / "pretrain.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("task: pretrain\n")
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--trainer", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert f"no pretraining cuts in {tmp_path / 'SSL' / 'data' / 'manifests'}" in out.stderr
+    assert f"cd {tmp_path / 'SSL'} && ./prepare.sh --bpe-vocab-sizes ''" in out.stderr
