@@ -42,10 +42,13 @@ class _PaddedRfft(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
-        # adjoint of the one-sided DFT: the bins zero-filled to n, unscaled inverse, real part
-        full = grad.new_zeros(*grad.shape[:-1], ctx.n)
-        full[..., : grad.shape[-1]] = grad
-        return torch.fft.ifft(full, norm="forward").real[..., : ctx.length], None
+        # adjoint of the one-sided DFT, Re(sum_f G_f e^{+2 pi i f t / n}), through irfft, which
+        # doubles the bins between DC and Nyquist: halve those first (half the memory of a
+        # full-length complex inverse)
+        last = grad.shape[-1] - 1 if ctx.n % 2 == 0 else grad.shape[-1]
+        grad = grad.clone()
+        grad[..., 1:last] *= 0.5
+        return torch.fft.irfft(grad, n=ctx.n, norm="forward")[..., : ctx.length], None
 
 
 def padded_rfft(x: Tensor, n: int) -> Tensor:

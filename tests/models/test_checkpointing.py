@@ -122,15 +122,16 @@ def test_checkpoint_options_are_off_by_default():
     assert not model.feature_extractor.checkpoint and not model.encoder.checkpoint_layers
 
 
-def test_padded_rfft_saves_nothing_and_has_torchs_gradient():
+@pytest.mark.parametrize("n", [120, 121])
+def test_padded_rfft_saves_nothing_and_has_torchs_gradient(n):
     x = torch.randn(6, 4, 40, dtype=torch.float64, requires_grad=True)
-    g = torch.randn(6, 4, 61, dtype=torch.complex128)
-    want = torch.autograd.grad(torch.fft.rfft(x, n=120), x, g)[0]
-    nbytes = saved_activation_bytes(lambda: padded_rfft(x, 120), torch.nn.Linear(1, 1))
-    got = torch.autograd.grad(padded_rfft(x, 120), x, g)[0]
+    g = torch.randn(6, 4, n // 2 + 1, dtype=torch.complex128)
+    want = torch.autograd.grad(torch.fft.rfft(x, n=n), x, g)[0]
+    nbytes = saved_activation_bytes(lambda: padded_rfft(x, n), torch.nn.Linear(1, 1))
+    got = torch.autograd.grad(padded_rfft(x, n), x, g)[0]
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
-    torch.testing.assert_close(padded_rfft(x, 120), torch.fft.rfft(x, n=120), rtol=0, atol=0)
-    assert nbytes == 0  # torch.fft.rfft keeps the zero-padded (6, 4, 120) input for backward
+    torch.testing.assert_close(padded_rfft(x, n), torch.fft.rfft(x, n=n), rtol=0, atol=0)
+    assert nbytes == 0  # torch.fft.rfft keeps the zero-padded (6, 4, n) input for backward
 
 
 def test_layer_checkpointing_keeps_little_more_than_each_layers_input():
