@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from random_ctc import save_random_ctc_checkpoint
 
 from hourglass_w2v2.bin import transcribe as transcribe_cli
 from hourglass_w2v2.checkpoint import load_ctc_model
@@ -23,7 +24,6 @@ from hourglass_w2v2.decoding.transcribe import (
     word_times,
 )
 from hourglass_w2v2.lang.tokenizer import Tokenizer
-from hourglass_w2v2.models import ModelConfig, build_model
 
 _spec = importlib.util.spec_from_file_location(
     "lang_conftest", Path(__file__).parents[1] / "lang" / "conftest.py"
@@ -34,29 +34,8 @@ toy_lang = _lang_conftest.toy_lang
 
 
 def save_ctc_checkpoint(path: Path, lang_dir: Path, preset: str = "tiny", **overrides) -> Path:
-    """A random tiny CTC checkpoint whose head never emits <sos/eos> or <unk> (as trained ones)."""
-    tok = Tokenizer(lang_dir)
-    torch.manual_seed(0)
-    cfg = ModelConfig.preset(preset, **overrides)
-    model = build_model(cfg, task="ctc", vocab_size=tok.vocab_size)
-    with torch.no_grad():
-        model.ctc_head.weight.mul_(4.0)  # peaky outputs, so argmax ties are rare
-        model.ctc_head.bias[1:3] = -30.0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "model_config": cfg.to_dict(),
-            "task": "ctc",
-            "vocab_size": tok.vocab_size,
-            "lang_dir": str(lang_dir),
-            "tokens": list(tok.id2token),
-            "update": 1,
-            "config": {"data": {"normalize": False}},
-        },
-        path,
-    )
-    return path
+    """A random CTC checkpoint trained, as it were, without input normalisation."""
+    return save_random_ctc_checkpoint(path, lang_dir, preset, normalize=False, **overrides)
 
 
 @pytest.fixture(scope="module")

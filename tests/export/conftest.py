@@ -5,10 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-from hourglass_w2v2.lang.tokenizer import Tokenizer
-from hourglass_w2v2.models import ModelConfig, build_model
+from random_ctc import save_random_ctc_checkpoint
 
 _spec = importlib.util.spec_from_file_location(
     "lang_conftest", Path(__file__).parents[1] / "lang" / "conftest.py"
@@ -23,27 +20,9 @@ def make_exp(
 ) -> Path:
     """An exp dir with a random CTC checkpoint whose head is peaky (argmax ties are rare) and
     never emits <sos/eos> or <unk>, as a trained one."""
-    tok = Tokenizer(lang_dir)
-    torch.manual_seed(0)
-    cfg = ModelConfig.preset(preset, extractor_mode=extractor_mode, **overrides)
-    model = build_model(cfg, task="ctc", vocab_size=tok.vocab_size)
-    with torch.no_grad():
-        model.ctc_head.weight.mul_(4.0)
-        model.ctc_head.bias[1:3] = -30.0
-    path = exp / "checkpoints" / "ckpt-1.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "model_config": cfg.to_dict(),
-            "task": "ctc",
-            "vocab_size": tok.vocab_size,
-            "lang_dir": str(lang_dir),
-            "tokens": list(tok.id2token),
-            "update": 1,
-            "config": {"data": {"normalize": normalize}},
-        },
-        path,
+    save_random_ctc_checkpoint(
+        exp / "checkpoints" / "ckpt-1.pt", lang_dir, preset, normalize,
+        extractor_mode=extractor_mode, **overrides,
     )
     return exp
 
