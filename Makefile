@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 APT_PACKAGES := espeak-ng sox flac ffmpeg
 SYNTH := egs/synth/SSL
 
-.PHONY: setup apt demo demo-large test test-all bench lint clean
+.PHONY: setup apt demo demo-quick demo-large test test-all bench lint clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh
+
+# The pipeline check (tiny corpus, a few dozen updates): every stage runs; nothing about the method.
+demo-quick: setup
+	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh --quick true
 
 demo-large: setup
 	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh --size large \

@@ -3,6 +3,8 @@
 #
 #   ./demo.sh [--size default|large|tiny] [--world-size 1] [--workdir DIR]
 #             [--pretrain-updates N] [--finetune-updates N]   (default: the configs' values)
+#   ./demo.sh --quick true    (`make demo-quick`: --size tiny, 20 pretraining and 30
+#                              fine-tuning updates, one LM scale; a pipeline check, minutes)
 #
 # Another --size works in its own directory (default: demo_<size>/, with links to the recipe),
 # so its data/, download/ and exp/ never mix with the default corpus's.
@@ -20,14 +22,28 @@ pretrain_config=conf/pretrain_tiny_hourglass.yaml
 finetune_config=conf/finetune_tiny_10min.yaml
 pretrain_updates=
 finetune_updates=
-lm_scales="0.6 1.0 1.5"      # 1best-HLG sweep; each scale is one more search over the test sets
+lm_scales=                   # 1best-HLG sweep (default "0.6 1.0 1.5"); each scale is one more search
 workdir=                     # "." for the default size, demo_<size> for the others
+quick=false                  # true: the pipeline check of `make demo-quick`
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
-Options: --size --world-size --workdir --pretrain-config --finetune-config --pretrain-updates
-         --finetune-updates --lm-scales"
+Options: --quick --size --world-size --workdir --pretrain-config --finetune-config
+         --pretrain-updates --finetune-updates --lm-scales"
 . ./utils/parse_options.sh
 . ./utils/log.sh
+
+if [ "$quick" = true ]; then
+  if [ "$size" != default ] && [ "$size" != tiny ]; then
+    echo "$0: --quick true runs the tiny corpus; drop --size $size (or drop --quick)" >&2
+    exit 2
+  fi
+  # enough updates for every stage to run and write its outputs, no more
+  size=tiny
+  pretrain_updates=${pretrain_updates:-20}
+  finetune_updates=${finetune_updates:-30}
+  lm_scales=${lm_scales:-1.0}
+fi
+[ -n "$lm_scales" ] || lm_scales="0.6 1.0 1.5"
 
 if [ -z "$workdir" ]; then
   if [ "$size" = default ]; then workdir=.; else workdir=demo_$size; fi
@@ -74,7 +90,11 @@ python -m hourglass_w2v2.bin.results "$ft_pre" "$ft_scratch" --baseline "$ft_scr
   --out exp/demo_results$suffix.md
 log "demo finished in $(elapsed); table in exp/demo_results$suffix.md. The list under it compares" \
   "the pretrained model with the from-scratch baseline (negative: pretraining helped)."
-if [ "$size" = default ]; then
+if [ "$size" = tiny ]; then
+  log "This was the pipeline check: every stage ran and fed the next. The tiny corpus and a" \
+    "few dozen updates say nothing about the method; 'make demo' compares the pretrained model" \
+    "with the from-scratch baseline, 'make demo-large' makes that comparison with a longer run."
+elif [ "$size" = default ]; then
   log "At this size pretraining is 150 updates (conf/pretrain_tiny_hourglass.yaml), far too" \
     "few to pay off; 'make demo-large' pretrains 12,000 updates on a 12 h corpus and is the" \
     "comparison that shows it (RESULTS.md, with its wall time)."
