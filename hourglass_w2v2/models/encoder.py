@@ -200,8 +200,8 @@ class TransformerEncoder(nn.Module):
     ``hourglass`` is a parsed spec ``(n_pre, (inner, factor), n_post)`` or None (vanilla).
     A level with factor 1 runs its layers at full rate with no resampling or residual, so it is
     exactly the vanilla encoder. With ``checkpoint_layers`` (an attribute, may be set after
-    construction), each layer and the position conv, run with gradients, keep only their input
-    and recompute the rest in backward, replaying the same dropout draws.
+    construction), each layer and the position conv, run in training with gradients, keep only
+    their input and recompute the rest in backward, replaying the same dropout draws.
     """
 
     def __init__(
@@ -274,7 +274,7 @@ class TransformerEncoder(nn.Module):
         for i in range(start, start + count):
             if drops[i]:
                 x = keep_in_graph(x, self.layers[i].parameters())
-            elif self.checkpoint_layers and torch.is_grad_enabled():
+            elif self.checkpoint_layers and self.training and torch.is_grad_enabled():
                 x = checkpoint(self.layers[i], x, attn_mask, use_reentrant=False)
             else:
                 x = self.layers[i](x, attn_mask)
@@ -316,7 +316,7 @@ class TransformerEncoder(nn.Module):
         """
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        if self.checkpoint_layers and torch.is_grad_enabled():
+        if self.checkpoint_layers and self.training and torch.is_grad_enabled():
             # on CPU (fft) it would keep the weight's spectrum, larger than a layer's activations
             x = x + checkpoint(self.pos_conv, x, use_reentrant=False)
         else:

@@ -128,8 +128,8 @@ class FeatureExtractor(nn.Module):
     With ``checkpoint``, a forward with gradients keeps only the waveform and the outputs of
     the convs past the first (:func:`keep_multichannel_conv_outputs`); backward recomputes the
     rest one region at a time, a region ending at each such conv, so only one region's
-    recomputed tensors are alive at once. Without gradients (a frozen extractor,
-    ``torch.no_grad``) it does nothing.
+    recomputed tensors are alive at once. In eval mode or without gradients (a frozen
+    extractor, ``torch.no_grad``) it does nothing, so exported graphs never contain it.
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"expected waveforms of shape (B, S), got {tuple(waveforms.shape)}")
         x = waveforms.unsqueeze(1)
         needs_grad = waveforms.requires_grad or any(p.requires_grad for p in self.parameters())
-        if self.checkpoint and torch.is_grad_enabled() and needs_grad:
+        if self.checkpoint and self.training and torch.is_grad_enabled() and needs_grad:
             x, lengths = self._checkpointed_convs(x, lengths)
         else:
             x, lengths = self._convs(0, len(self.conv_layers), x, lengths)

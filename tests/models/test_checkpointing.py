@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hourglass_w2v2.models import ModelConfig, build_model
+from hourglass_w2v2.models import encoder as encoder_module
 from hourglass_w2v2.models import extractor as extractor_module
 from hourglass_w2v2.models.encoder import padded_rfft
 from hourglass_w2v2.models.extractor import FeatureExtractor
@@ -78,6 +79,11 @@ def test_extractor_checkpointing_is_a_no_op_without_gradients(monkeypatch):
     model.encode(wav).sum().backward()
     with torch.no_grad():
         model.encode(wav)
+    assert len(calls) == 6
+    # eval mode (export, scoring) runs the plain layers even with gradients on
+    model = build_model(cfg.replace(checkpoint_layers=True), task="ctc", vocab_size=5).eval()
+    monkeypatch.setattr(encoder_module, "checkpoint", lambda *a, **k: calls.append(1))
+    model.encode(wav).sum().backward()
     assert len(calls) == 6
 
 
