@@ -8,9 +8,10 @@
 #   bash benchmarks/gpu.sh train     # train_speed.py: base vs base-hourglass vs HF, bf16
 #   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16
 #   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory
+#   bash benchmarks/gpu.sh memory    # encoder_speed.py at 15 s: activation checkpointing on/off
 #   bash benchmarks/gpu.sh all       # train (eager), contrastive, posconv, train (compiled),
-#                                    # encoder (eager), most wanted first, each part in its own
-#                                    # process under its own time limit (9 min in all)
+#                                    # encoder (eager), memory, most wanted first, each part in
+#                                    # its own process under its own time limit (10 min in all)
 #   (also encoder-eager, train-eager, train-compiled: one half of encoder / train)
 #
 # Tables go to stdout and to $OUT when it is set, else to benchmarks/out/, with device.txt
@@ -21,9 +22,9 @@ what=${1:-encoder}
 out=${OUT:-benchmarks/out}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-usage="usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|all"
+usage="usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|all"
 case "$what" in
-  encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|all) ;;
+  encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|all) ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 if [ -z "${GPU_SH_PART:-}" ]; then
@@ -41,7 +42,7 @@ if [ "$what" = all ]; then
   # Each part in its own process under `timeout`, so one that hangs or runs long costs only its
   # own slot; a part that fails is reported and the next one still runs. Limits in seconds.
   status=0
-  for part in train-eager:150 contrastive:60 posconv:75 train-compiled:150 encoder-eager:105; do
+  for part in train-eager:150 contrastive:60 posconv:75 train-compiled:150 encoder-eager:105 memory:60; do
     name=${part%%:*} limit=${part##*:}
     echo "== $name (at most $limit s)"
     start=$(date +%s)
@@ -83,6 +84,12 @@ case "$what" in
     # our gathered (B, M, M) cosines vs the (B, M, 1+N, F) candidates tensor, Base recipe's batch
     python benchmarks/contrastive_speed.py --device cuda --sizes base large --batch 8 \
       --seconds 10.9375 | tee "$out/contrastive.md"
+    ;;
+  memory)
+    # saved activations, peak memory and step time with and without activation checkpointing
+    python benchmarks/encoder_speed.py --device cuda --dtype bf16 --sizes base --batch 8 \
+      --lengths 15 --factors 4 --resample avg --checkpointing none extractor extractor+layers \
+      --no-torchaudio --steps 5 --warmup 2 --markdown | tee "$out/checkpointing_bf16.md"
     ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
