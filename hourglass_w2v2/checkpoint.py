@@ -176,15 +176,20 @@ def resolve_checkpoint(exp_dir: str | Path, checkpoint: str | Path | None = None
 
 
 def load_ctc_model(
-    ckpt_path: str | Path, tokenizer: Tokenizer, device: torch.device
+    ckpt_path: str | Path,
+    tokenizer: Tokenizer,
+    device: torch.device,
+    ckpt: dict | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Build the CTC model of a fine-tuning checkpoint and check it against the lang dir.
 
     The lang dir's unit count must equal the CTC head's output size, else the error names both
     (and the lang dir the model was trained with), and its units must be the checkpoint's id for
     id (:func:`check_units`), since decoding with the wrong units would silently produce garbage.
+    ``ckpt`` is the dict of ``ckpt_path`` when the caller has loaded it already.
     """
-    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is None:
+        ckpt = load_checkpoint(ckpt_path)
     if ckpt.get("task") != "ctc":
         raise CheckpointMismatchError(
             f"checkpoint {ckpt_path} is a {ckpt.get('task')!r} checkpoint, not a CTC one; "
@@ -205,6 +210,36 @@ def load_ctc_model(
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     return model, ckpt
+
+
+def load_experiment_ctc_model(
+    exp_dir: str | Path,
+    checkpoint: str | Path | None,
+    lang_dir: str | Path | None,
+    device: torch.device,
+) -> tuple[torch.nn.Module, dict, Path, Tokenizer]:
+    """The CTC model of an experiment directory, its checkpoint dict, path and units.
+
+    The checkpoint is :func:`resolve_checkpoint`'s choice; ``lang_dir`` defaults to the one the
+    checkpoint records (an error asks for ``--lang-dir`` when it records none). The file is
+    read once, then checked and built by :func:`load_ctc_model`.
+    """
+    ckpt_path = resolve_checkpoint(exp_dir, checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    if lang_dir is None:
+        recorded = ckpt.get("lang_dir")
+        if not recorded:
+            raise FileNotFoundError(f"{ckpt_path} records no lang dir: pass --lang-dir")
+        lang_dir = recorded
+    tokenizer = Tokenizer(Path(lang_dir))
+    model, ckpt = load_ctc_model(ckpt_path, tokenizer, device, ckpt)
+    return model, ckpt, ckpt_path, tokenizer
+
+
+def input_normalized(ckpt: dict) -> bool:
+    """Whether the model of ``ckpt`` was trained on per-utterance normalised audio
+    (``data.normalize`` of the training config it records; False when it records none)."""
+    return bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
 
 
 def check_units(ckpt: dict, ckpt_path: str | Path, tokenizer: Tokenizer) -> None:

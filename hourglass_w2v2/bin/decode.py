@@ -24,7 +24,12 @@ from pathlib import Path
 import torch
 
 from hourglass_w2v2.bin._common import setup_logging
-from hourglass_w2v2.checkpoint import CheckpointMismatchError, load_ctc_model, resolve_checkpoint
+from hourglass_w2v2.checkpoint import (
+    CheckpointMismatchError,
+    input_normalized,
+    load_ctc_model,
+    resolve_checkpoint,
+)
 from hourglass_w2v2.decoding.methods import GRAPHS, METHODS, Decoder
 from hourglass_w2v2.decoding.runner import (
     DecodeInputError,
@@ -128,7 +133,7 @@ def decode(args: argparse.Namespace) -> None:
     ckpt_path = resolve_checkpoint(args.exp_dir, args.checkpoint)
     tokenizer = Tokenizer(args.lang_dir)
     model, ckpt = load_ctc_model(ckpt_path, tokenizer, device)
-    normalize = bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
+    normalize = input_normalized(ckpt)
     # which checkpoint made the numbers: each summary ends with it, the results table reads it
     record = {"checkpoint": str(ckpt_path), "update": ckpt.get("update")}
     if ckpt.get("averaged_from"):

@@ -21,12 +21,10 @@ import torch
 from hourglass_w2v2.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
-    load_checkpoint,
-    load_ctc_model,
-    resolve_checkpoint,
+    input_normalized,
+    load_experiment_ctc_model,
 )
 from hourglass_w2v2.export import ExportError
-from hourglass_w2v2.lang.tokenizer import Tokenizer
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -54,16 +52,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace) -> list[Path]:
     """Export the model the parsed ``args`` name; return the files written."""
-    ckpt_path = resolve_checkpoint(args.exp_dir, args.checkpoint)
-    lang_dir = args.lang_dir
-    if lang_dir is None:
-        recorded = load_checkpoint(ckpt_path).get("lang_dir")
-        if not recorded:
-            raise FileNotFoundError(f"{ckpt_path} records no lang dir: pass --lang-dir")
-        lang_dir = Path(recorded)
-    tokenizer = Tokenizer(lang_dir)
-    model, ckpt = load_ctc_model(ckpt_path, tokenizer, torch.device("cpu"))
-    normalize = bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
+    model, ckpt, ckpt_path, tokenizer = load_experiment_ctc_model(
+        args.exp_dir, args.checkpoint, args.lang_dir, torch.device("cpu")
+    )
+    lang_dir = tokenizer.lang_dir
+    normalize = input_normalized(ckpt)
     if args.format == "onnx":
         from hourglass_w2v2.export.onnx import export_onnx_folder
 

@@ -27,13 +27,11 @@ from tqdm import tqdm
 
 from hourglass_w2v2.checkpoint import (
     CheckpointMismatchError,
-    load_checkpoint,
-    load_ctc_model,
-    resolve_checkpoint,
+    input_normalized,
+    load_experiment_ctc_model,
 )
 from hourglass_w2v2.decoding.search import SearchOptions
 from hourglass_w2v2.decoding.transcribe import AudioReadError, Transcriber, expand_inputs
-from hourglass_w2v2.lang.tokenizer import Tokenizer
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -63,16 +61,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def _transcriber(args: argparse.Namespace) -> Transcriber:
     """The model, units and search the arguments name."""
-    ckpt_path = resolve_checkpoint(args.exp_dir, args.checkpoint)
-    lang_dir = args.lang_dir
-    if lang_dir is None:
-        recorded = load_checkpoint(ckpt_path).get("lang_dir")
-        if not recorded:
-            raise FileNotFoundError(f"{ckpt_path} records no lang dir: pass --lang-dir")
-        lang_dir = Path(recorded)
-    tokenizer = Tokenizer(lang_dir)
-    model, ckpt = load_ctc_model(ckpt_path, tokenizer, torch.device(args.device))
-    normalize = bool(((ckpt.get("config") or {}).get("data") or {}).get("normalize", False))
+    model, ckpt, _, tokenizer = load_experiment_ctc_model(
+        args.exp_dir, args.checkpoint, args.lang_dir, torch.device(args.device)
+    )
+    normalize = input_normalized(ckpt)
     options = SearchOptions(beam=args.beam, max_active=args.max_active)
     return Transcriber(
         model,

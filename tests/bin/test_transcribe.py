@@ -195,3 +195,18 @@ def test_1best_words_equal_bin_decode(tmp_path, exp, toy_lang):
     decoder = Decoder("1best", toy_lang, "HLG", SearchOptions(), [1.0], backend="kaldi")
     assert result.text.split() == decoder.decode(ref)["lm_scale_1"]
     assert [w.word for w in result.words] == result.text.split()
+
+
+def test_model_of_exp_dir_reads_the_checkpoint_once(exp, toy_lang, monkeypatch):
+    """Without --lang-dir the recorded lang dir is used, and the file is loaded only once."""
+    import hourglass_w2v2.checkpoint as checkpoint
+
+    loads = []
+    real = checkpoint.load_torch_file
+    monkeypatch.setattr(
+        checkpoint, "load_torch_file", lambda path, *a: loads.append(path) or real(path, *a)
+    )
+    args = transcribe_cli.get_parser().parse_args(["--exp-dir", str(exp), "x.wav"])
+    transcriber = transcribe_cli._transcriber(args)
+    assert transcriber.tokenizer.lang_dir == Path(toy_lang)
+    assert loads == [exp / "checkpoints" / "ckpt-1.pt"]
