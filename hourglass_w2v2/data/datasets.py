@@ -247,6 +247,18 @@ def ctc_min_frames(ids: list[int]) -> int:
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:], strict=False) if a == b)
 
 
+def filter_durations(
+    cuts: CutSet, min_duration: float = 0.0, max_cut_duration: float | None = None
+) -> CutSet:
+    """Lazily drop cuts outside ``[min_duration, max_cut_duration]`` seconds (the ``data``
+    section's duration filter); ``min_duration`` 0 and ``max_cut_duration`` None keep all."""
+    if min_duration > 0:
+        cuts = cuts.filter(lambda c: c.duration >= min_duration)
+    if max_cut_duration is not None:
+        cuts = cuts.filter(lambda c: c.duration <= max_cut_duration)
+    return cuts
+
+
 def filter_ctc_cuts(
     cuts: CutSet,
     encode: Callable[[str], list[int]],
@@ -334,12 +346,7 @@ class ShardStreams:
         if with_audio:
             fields["recording"] = [self.shards[i]["recording"] for i in shards]
         cuts = CutSet.from_shar(fields=fields)
-        lo, hi = self.min_duration, self.max_cut_duration
-        if lo > 0:
-            cuts = cuts.filter(lambda c: c.duration >= lo)
-        if hi is not None:
-            cuts = cuts.filter(lambda c: c.duration <= hi)
-        return cuts
+        return filter_durations(cuts, self.min_duration, self.max_cut_duration)
 
     def batches(self, epoch: int, shards: tuple[int, ...], with_audio: bool) -> Iterator[CutSet]:
         """The stream's batches in ``epoch`` (the sampler's epoch sets its shuffling)."""

@@ -14,6 +14,7 @@ from hourglass_w2v2.data.datasets import (
     ShardedPretrainDataset,
     ShardStreams,
     cut_set_path,
+    filter_durations,
     load_cuts,
     make_eval_sampler,
     make_sampler,
@@ -90,7 +91,9 @@ def _parts_held(d: DataConfig) -> str:
 
 def valid_cuts(d: DataConfig):
     """The validation cuts (the first ``valid_max_cuts`` when set)."""
-    cuts = filter_durations(load_cuts(data_paths(d, train=False)), d)
+    cuts = filter_durations(
+        load_cuts(data_paths(d, train=False)), d.min_duration, d.max_cut_duration
+    )
     return cuts.subset(first=d.valid_max_cuts) if d.valid_max_cuts else cuts
 
 
@@ -104,7 +107,7 @@ def train_cuts(d: DataConfig):
     cuts = load_cuts(data_paths(d, train=True))
     if d.speed_perturb:
         cuts = speed_perturbed(cuts, d.speed_perturb)
-    return filter_durations(cuts, d)
+    return filter_durations(cuts, d.min_duration, d.max_cut_duration)
 
 
 def train_sampler(cuts: CutSet, cfg: ExperimentConfig) -> DynamicBucketingSampler:
@@ -156,15 +159,6 @@ def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, Shar
     )
     sampler = ShardedBatchSampler(streams, max(1, d.num_workers), cfg.trainer.seed, d.shuffle)
     return dataset, sampler
-
-
-def filter_durations(cuts, d: DataConfig):
-    """Lazily drop cuts outside ``[min_duration, max_cut_duration]``."""
-    if d.min_duration > 0:
-        cuts = cuts.filter(lambda c: c.duration >= d.min_duration)
-    if d.max_cut_duration is not None:
-        cuts = cuts.filter(lambda c: c.duration <= d.max_cut_duration)
-    return cuts
 
 
 class PretrainTask(Task):

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from lhotse import CutSet, Recording
 
-from hourglass_w2v2.data.datasets import PretrainDataset
+from hourglass_w2v2.data.datasets import PretrainDataset, filter_durations
 
 SCALE = 2.0**-19  # float32 holds k * 2^-19 exactly for k < 2^24, so a sample names its index
 
@@ -68,3 +68,13 @@ def test_offsets_are_reproducible_and_change_with_epoch_and_seed(ramps):
 def test_negative_epoch_is_refused():
     with pytest.raises(ValueError, match="epoch must be >= 0, got -1"):
         PretrainDataset().set_epoch(-1)
+
+
+def test_filter_durations_keeps_the_closed_range():
+    """One duration filter serves the FLAC and Shar paths: bounds are inclusive, 0/None off."""
+    from lhotse.testing.dummies import dummy_cut
+
+    cuts = CutSet.from_cuts(dummy_cut(i, duration=d) for i, d in enumerate([0.5, 1.0, 2.0, 3.0]))
+    assert [c.duration for c in filter_durations(cuts, 1.0, 2.0)] == [1.0, 2.0]
+    assert [c.duration for c in filter_durations(cuts, 0.0, None)] == [0.5, 1.0, 2.0, 3.0]
+    assert [c.duration for c in filter_durations(cuts, 0.0, 1.0)] == [0.5, 1.0]
