@@ -7,10 +7,12 @@ and exit status 1, so ``prepare.sh`` stops at that stage with the message as its
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
@@ -29,3 +31,16 @@ def exit_on(*errors: type[Exception]) -> Iterator[None]:
     except errors as e:
         logging.error(str(e))
         sys.exit(1)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """``--exp-dir``, ``--lang-dir`` and ``--checkpoint``: the fine-tuned model a tool that
+    uses it outside the recipe (transcribe, export) loads, with the lang dir it recorded."""
+    p.add_argument("--exp-dir", required=True, type=Path, help="experiment directory")
+    p.add_argument(
+        "--lang-dir",
+        type=Path,
+        default=None,
+        help="default: the lang dir the checkpoint was fine-tuned with",
+    )
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: as bin.decode")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from hourglass_w2v2.bin._common import add_model_options
 from hourglass_w2v2.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
@@ -31,16 +32,9 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--exp-dir", required=True, type=Path, help="experiment directory")
+    add_model_options(p)
     p.add_argument("--format", required=True, choices=["onnx", "hf"])
     p.add_argument("--out", required=True, type=Path, help="folder to write")
-    p.add_argument(
-        "--lang-dir",
-        type=Path,
-        default=None,
-        help="default: the lang dir the checkpoint was fine-tuned with",
-    )
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: as bin.decode")
     p.add_argument("--int8", action="store_true", help="onnx: also write model.int8.onnx")
     p.add_argument(
         "--allow-sherpa-mismatch",

@@ -20,11 +20,11 @@ import json
 import logging
 import math
 import sys
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from hourglass_w2v2.bin._common import add_model_options
 from hourglass_w2v2.checkpoint import (
     CheckpointMismatchError,
     input_normalized,
@@ -39,14 +39,7 @@ def get_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("inputs", nargs="+", help="audio files, folders, or @list files")
-    p.add_argument("--exp-dir", required=True, type=Path, help="experiment directory")
-    p.add_argument(
-        "--lang-dir",
-        type=Path,
-        default=None,
-        help="default: the lang dir the checkpoint was fine-tuned with",
-    )
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: as bin.decode")
+    add_model_options(p)
     p.add_argument("--method", default="ctc-greedy", choices=["ctc-greedy", "1best"])
     p.add_argument("--graph", default="HLG", choices=["H", "HL", "HLG"], help="for 1best")
     p.add_argument("--lm-scale", type=float, default=1.0, help="for 1best over HLG")
