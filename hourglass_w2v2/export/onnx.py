@@ -148,6 +148,16 @@ def copy_lang_files(lang_dir: str | Path, out_dir: str | Path) -> list[Path]:
     return copied
 
 
+# The lines of both README examples that read one file and print its transcript.
+_DECODE_ONE_FILE = [
+    'samples, rate = sf.read("audio.wav", dtype="float32")',
+    "stream = recognizer.create_stream()",
+    "stream.accept_waveform(rate, samples)",
+    "recognizer.decode_stream(stream)",
+    "print(stream.result.text)",
+]
+
+
 def readme_text(exp_dir: str | Path, files: list[str], normalize: bool, graph: str | None) -> str:
     """The folder's README: what each file is and the exact sherpa-onnx calls that decode."""
     model = "model.int8.onnx" if "model.int8.onnx" in files else "model.onnx"
@@ -178,11 +188,7 @@ def readme_text(exp_dir: str | Path, files: list[str], normalize: bool, graph: s
         "recognizer = sherpa_onnx.OfflineRecognizer.from_omnilingual_asr_ctc(",
         f'    model="{model}", tokens="tokens.txt", num_threads=2',
         ")",
-        'samples, rate = sf.read("audio.wav", dtype="float32")',
-        "stream = recognizer.create_stream()",
-        "stream.accept_waveform(rate, samples)",
-        "recognizer.decode_stream(stream)",
-        "print(stream.result.text)",
+        *_DECODE_ONE_FILE,
         "```",
         "",
     ]
@@ -205,11 +211,7 @@ def readme_text(exp_dir: str | Path, files: list[str], normalize: bool, graph: s
             f"    ctc_fst_decoder_config=OfflineCtcFstDecoderConfig({fst_config}),",
             ")",
             "recognizer = OfflineRecognizer(config)",
-            'samples, rate = sf.read("audio.wav", dtype="float32")',
-            "stream = recognizer.create_stream()",
-            "stream.accept_waveform(rate, samples)",
-            "recognizer.decode_stream(stream)",
-            "print(stream.result.text)",
+            *_DECODE_ONE_FILE,
             "```",
             "",
             "The C++ binary takes the same files: `sherpa-onnx-offline "
