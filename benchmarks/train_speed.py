@@ -45,20 +45,23 @@ from hourglass_w2v2.models import ModelConfig, build_model
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "egs/synth/SSL/conf/pretrain_tiny_hourglass.yaml"
-#: candidate trainer settings: (config overrides, torch threads or None for torch's default,
-#: crop grid in samples or 0). A grid crops each batch further, to a multiple of it, so that
-#: batches come in a few lengths: a benchmark-only lever, the trainer has no such option.
-SETTINGS: dict[str, tuple[list[str], int | None, int]] = {
-    "fp32": ([], None, 0),
-    "fp32-seed2": (["trainer.seed=43"], None, 0),
-    "bf16": (["trainer.precision=bf16"], None, 0),
-    "compile": (["trainer.compile=true"], None, 0),
-    "bf16-compile": (["trainer.precision=bf16", "trainer.compile=true"], None, 0),
-    "workers0": (["data.num_workers=0"], None, 0),
-    "workers2": (["data.num_workers=2"], None, 0),
-    "threads1": ([], 1, 0),
-    "fp32-grid2s": ([], None, 2 * SR),
-    "bf16-grid2s": (["trainer.precision=bf16"], None, 2 * SR),
+#: candidate trainer settings: (config overrides, torch threads or None for torch's default).
+#: ``data.crop_multiple`` rounds each batch's crop down to a multiple of that many samples, so
+#: that batches come in few lengths and oneDNN reuses the kernels it built for a shape.
+SETTINGS: dict[str, tuple[list[str], int | None]] = {
+    "fp32": ([], None),
+    "fp32-seed2": (["trainer.seed=43"], None),
+    "bf16": (["trainer.precision=bf16"], None),
+    "compile": (["trainer.compile=true"], None),
+    "bf16-compile": (["trainer.precision=bf16", "trainer.compile=true"], None),
+    "workers0": (["data.num_workers=0"], None),
+    "workers2": (["data.num_workers=2"], None),
+    "threads1": ([], 1),
+    "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
+    "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
+    "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
+    "bf16-crop0.25s": (["trainer.precision=bf16", f"data.crop_multiple={SR // 4}"], None),
+    "bf16-crop2s": (["trainer.precision=bf16", f"data.crop_multiple={2 * SR}"], None),
 }
 
 
@@ -147,18 +150,12 @@ def _import_trainer():
         """The trainer, recording per update its loss, audio and wall time, and keeping the
         micro-batches of the updates ``[keep_from, keep_from + keep)`` for the bare loop."""
 
-        def __init__(
-            self, *args, keep_from: int = 0, keep: int = 0, crop_grid: int = 0, **kwargs
-        ) -> None:
+        def __init__(self, *args, keep_from: int = 0, keep: int = 0, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            self.keep_from, self.keep, self.crop_grid = keep_from, keep, crop_grid
+            self.keep_from, self.keep = keep_from, keep
             self.records: list[dict] = []
             self.kept: list[list[dict]] = []
             self._last = None
-
-        def _micro_batches(self):
-            for group in super()._micro_batches():
-                yield [_crop_to_grid(b, self.crop_grid) for b in group]
 
         def train_step(self, group: list[dict]) -> dict[str, float] | None:
             if self._last is None:  # the clock starts at the first update, after loader start-up
@@ -180,21 +177,6 @@ def _import_trainer():
             return {}  # validation is outside the training throughput
 
     return load_config, build_optimizer, PretrainTask, PRECISIONS, TimedTrainer
-
-
-def _crop_to_grid(batch: dict, grid: int) -> dict:
-    """``batch`` with its waveforms cut to a multiple of ``grid`` samples (kept whole when
-    shorter than one grid step, or when ``grid`` is 0)."""
-    length = batch["waveforms"].shape[1]
-    if grid <= 0 or length < grid:
-        return batch
-    keep = length // grid * grid
-    mask = batch.get("padding_mask")
-    return {
-        **batch,
-        "waveforms": batch["waveforms"][:, :keep],
-        "padding_mask": None if mask is None else mask[:, :keep],
-    }
 
 
 def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]:
@@ -236,15 +218,13 @@ def run_trainer(
     updates: int,
     warmup: int,
     bare_updates: int,
-    crop_grid: int = 0,
 ) -> dict:
     """Train ``updates`` updates of ``config`` (plus ``overrides``) with the real trainer.
 
     Returns the per-update records (loss, audio seconds, wall seconds), the trainer's
     audio-seconds/s after ``warmup`` updates, and, when ``bare_updates`` > 0, the same
     throughput of the trainer and of :func:`bare_loop` over the ``bare_updates`` updates that
-    follow the warm-up (the same batches). ``crop_grid`` > 0 crops every batch to a multiple
-    of that many samples.
+    follow the warm-up (the same batches).
     """
     load_config, _, PretrainTask, _, TimedTrainer = _import_trainer()
     if updates <= warmup:
@@ -266,9 +246,7 @@ def run_trainer(
     try:
         with tempfile.TemporaryDirectory(prefix="train_speed_") as exp_dir:
             bare = min(bare_updates, updates - warmup)
-            trainer = TimedTrainer(
-                cfg, PretrainTask(cfg), exp_dir, keep_from=warmup, keep=bare, crop_grid=crop_grid
-            )
+            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep_from=warmup, keep=bare)
             trainer.fit()
         timed = trainer.records[warmup:]
         result = {
@@ -321,10 +299,9 @@ def trainer_main(args: argparse.Namespace) -> None:
     )
     rows = []
     for name in args.settings:
-        overrides, threads, grid = SETTINGS[name]
-        r = run_trainer(config, overrides, threads, updates, warmup, args.bare_updates, grid)
-        shown = overrides + ([f"crop to a multiple of {grid / SR:g} s"] if grid else [])
-        r["name"], r["overrides"] = name, " ".join(shown) or "(config as is)"
+        overrides, threads = SETTINGS[name]
+        r = run_trainer(config, overrides, threads, updates, warmup, args.bare_updates)
+        r["name"], r["overrides"] = name, " ".join(overrides) or "(config as is)"
         losses = [x["loss"] for x in r["records"]]
         r["final_loss"] = statistics.fmean(losses[-window:])
         r["curve"] = window_means(losses, window)

@@ -134,7 +134,9 @@ class PretrainDataset(torch.utils.data.Dataset):
     cut is cropped at a new place every epoch, and batches are the same in every DataLoader
     worker and after resuming. The sampler's ``max_duration`` counts a cut's full duration, not
     its cropped one (fairseq batches by the cropped size), so batches holding cuts longer than
-    ``max_sample_size`` carry less audio than ``max_duration``.
+    ``max_sample_size`` carry less audio than ``max_duration``. With ``crop_multiple`` > 0 the
+    crop length is rounded down to a multiple of it (kept when shorter than one multiple), so
+    that batches come in few distinct lengths.
 
     Returns ``{"waveforms": (B, S) float32, "padding_mask": None, "cut_ids": list[str],
     "num_samples": int (before cropping), "num_skipped": int}``.
@@ -146,8 +148,12 @@ class PretrainDataset(torch.utils.data.Dataset):
         normalize: bool = False,
         skip_corrupt: bool = False,
         seed: int = 0,
+        crop_multiple: int = 0,
     ) -> None:
+        if crop_multiple < 0:
+            raise ValueError(f"PretrainDataset: crop_multiple must be >= 0, got {crop_multiple}")
         self.max_sample_size = max_sample_size
+        self.crop_multiple = crop_multiple
         self.normalize = normalize
         self.skip_corrupt = skip_corrupt
         self.seed = seed
@@ -172,6 +178,8 @@ class PretrainDataset(torch.utils.data.Dataset):
         if self.normalize:
             audios = [_normalize(a) for a in audios]
         size = min(min(a.numel() for a in audios), self.max_sample_size)
+        if self.crop_multiple and size >= self.crop_multiple:
+            size -= size % self.crop_multiple
         rng = random.Random(f"{self.seed}:{self.epoch}:{'|'.join(ids)}")
         crops = []
         for a in audios:
@@ -328,10 +336,12 @@ class ShardStreams:
         self.max_cut_duration = max_cut_duration
         self.sampler_args = dict(sampler_args)
         if self.sampler_args.get("duration_bins") is None:
-            first = islice(self.cuts(tuple(range(len(shards))), with_audio=False),
-                           NUM_CUTS_FOR_BINS)
+            first = islice(
+                self.cuts(tuple(range(len(shards))), with_audio=False), NUM_CUTS_FOR_BINS
+            )
             self.sampler_args["duration_bins"] = estimate_duration_buckets(
-                first, self.sampler_args.get("num_buckets", 10))
+                first, self.sampler_args.get("num_buckets", 10)
+            )
 
     def shard_order(self, epoch: int, seed: int, shuffle: bool) -> list[int]:
         """The shard order of ``epoch``: drawn from ``(seed, epoch)``, or as listed."""

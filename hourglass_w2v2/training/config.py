@@ -166,6 +166,9 @@ class DataConfig:
     num_workers: int = checked(1, ge=0)
     normalize: bool = False  # zero-mean unit-variance waveform per utterance
     max_sample_size: int = checked(250_000, ge=1)  # pretraining crop limit, in samples
+    # pretraining crops are rounded down to a multiple of this many samples (0: exact, fairseq's
+    # rule): batches then come in few lengths, so CPU kernels built for one shape are reused
+    crop_multiple: int = checked(0, ge=0)
     min_duration: float = checked(0.0, ge=0)  # cuts shorter than this are dropped (seconds)
     max_cut_duration: float | None = checked(None, gt=0)  # longer cuts are dropped (seconds)
     skip_corrupt: bool = False  # corrupt audio: skip and count instead of failing

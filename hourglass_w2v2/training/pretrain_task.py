@@ -156,6 +156,7 @@ def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, Shar
         normalize=d.normalize,
         skip_corrupt=d.skip_corrupt,
         seed=cfg.trainer.seed,
+        crop_multiple=d.crop_multiple,
     )
     sampler = ShardedBatchSampler(streams, max(1, d.num_workers), cfg.trainer.seed, d.shuffle)
     return dataset, sampler
@@ -170,8 +171,12 @@ class PretrainTask(Task):
         self.cfg = cfg
         self.model_cfg = model_config(cfg)
         self.health = (
-            HealthMonitor(cfg.health, self.model_cfg.num_negatives, self.model_cfg.latent_groups,
-                          self.model_cfg.codebook_init)
+            HealthMonitor(
+                cfg.health,
+                self.model_cfg.num_negatives,
+                self.model_cfg.latent_groups,
+                self.model_cfg.codebook_init,
+            )
             if cfg.health.enabled
             else None
         )
@@ -185,7 +190,11 @@ class PretrainTask(Task):
             return shar_train_data(self.cfg)
         cuts = train_cuts(d)
         dataset = PretrainDataset(
-            d.max_sample_size, d.normalize, d.skip_corrupt, seed=self.cfg.trainer.seed
+            d.max_sample_size,
+            d.normalize,
+            d.skip_corrupt,
+            seed=self.cfg.trainer.seed,
+            crop_multiple=d.crop_multiple,
         )
         return dataset, train_sampler(cuts, self.cfg)
 

@@ -43,6 +43,31 @@ def test_pretrain_batch_is_cropped_to_shortest(corpus):
     assert normed["waveforms"].std(unbiased=False) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_pretrain_crop_multiple_rounds_the_crop_down(corpus):
+    cuts = CutSet.from_file(corpus["train"]).subset(first=4)
+    shortest = min(c.num_samples for c in cuts)
+    multiple = 4000
+    assert shortest % multiple  # the corpus's shortest cut is not already a multiple
+    batch = PretrainDataset(seed=0, crop_multiple=multiple)[cuts]
+    assert batch["waveforms"].shape == (4, shortest // multiple * multiple)
+    # a multiple longer than the shortest cut keeps the exact crop
+    whole = PretrainDataset(seed=0, crop_multiple=shortest + 1)[cuts]
+    assert whole["waveforms"].shape == (4, shortest)
+    with pytest.raises(ValueError, match="crop_multiple must be >= 0"):
+        PretrainDataset(crop_multiple=-1)
+
+
+def test_pretrain_task_passes_crop_multiple_to_its_dataset(corpus):
+    from hourglass_w2v2.training.config import ExperimentConfig
+    from hourglass_w2v2.training.pretrain_task import PretrainTask
+
+    cfg = ExperimentConfig(task="pretrain")
+    cfg.data.train_cuts = cfg.data.valid_cuts = [str(corpus["train"])]
+    cfg.data.crop_multiple = 8000
+    dataset, _ = PretrainTask(cfg).train_data()
+    assert dataset.crop_multiple == 8000
+
+
 def test_ctc_batch_is_padded_with_mask(corpus):
     tok = Tokenizer(corpus["lang"])
     cuts = CutSet.from_file(corpus["train"]).subset(first=3)
@@ -130,7 +155,9 @@ def test_speed_perturb_shifts_pitch_and_tempo_and_keeps_labels(tmp_path):
 
     # duration filters see the perturbed lengths: the 1.1 copy (0.91 s) is dropped
     d = DataConfig(
-        train_cuts=[str(tmp_path / "cuts.jsonl.gz")], speed_perturb=[0.9, 1.1], min_duration=0.95,
+        train_cuts=[str(tmp_path / "cuts.jsonl.gz")],
+        speed_perturb=[0.9, 1.1],
+        min_duration=0.95,
         valid_parts=[],  # train_cuts also checks that the validation cut sets exist
     )
     assert [c.id for c in train_cuts(d)] == ["tone", "tone_sp0.9"]

@@ -73,15 +73,3 @@ def test_trainer_mode_without_a_corpus_says_how_to_make_it(tmp_path):
     assert out.returncode == 1
     assert f"no pretraining cuts in {tmp_path / 'SSL' / 'data' / 'manifests'}" in out.stderr
     assert f"cd {tmp_path / 'SSL'} && ./prepare.sh --bpe-vocab-sizes ''" in out.stderr
-
-
-def test_crop_grid_cuts_batches_to_a_multiple_of_it(bench):
-    batch = {"waveforms": torch.ones(3, 41000), "padding_mask": None, "cut_ids": ["a", "b", "c"]}
-    cropped = bench._crop_to_grid(batch, 16000)
-    assert cropped["waveforms"].shape == (3, 32000)
-    assert cropped["cut_ids"] == ["a", "b", "c"] and cropped["padding_mask"] is None
-    assert bench._crop_to_grid(batch, 50000)["waveforms"].shape == (3, 41000)  # shorter: whole
-    assert bench._crop_to_grid(batch, 0) is batch
-    mask = torch.zeros(3, 41000, dtype=torch.bool)
-    cropped = bench._crop_to_grid({**batch, "padding_mask": mask}, 8000)
-    assert cropped["padding_mask"].shape == (3, 40000)
