@@ -277,3 +277,45 @@ def compare_to_baseline(rows: list[Row], baseline: str, test_sets: list[str]) ->
             f"{ours[0]:.2f} ({ours[1]}) vs {base[0]:.2f} ({base[1]}), {rel:+.1f}% relative"
         )
     return lines
+
+
+def verdict(
+    rows: list[Row],
+    experiment: str,
+    baseline: str,
+    test_set: str = "test-clean",
+    wer_method: str = "1best-HLG",
+    cer_method: str = "ctc-greedy",
+) -> str:
+    """One plain sentence: does ``experiment`` beat ``baseline`` on ``test_set``?
+
+    Compares the best key's WER of ``wer_method`` and CER of ``cer_method`` (the same numbers
+    as :func:`compare_to_baseline`): "paid off" when both are lower, "did not pay off" when
+    neither is, "mixed" otherwise.
+    """
+
+    def best(exp: str, method: str, metric: str) -> float:
+        values = [
+            getattr(r, metric)[test_set]
+            for r in rows
+            if r.experiment == exp and r.method == method and test_set in getattr(r, metric)
+        ]
+        if not values:
+            raise ValueError(f"no {method} {metric.upper()} of {exp} on {test_set}")
+        return min(values)
+
+    wer, base_wer = best(experiment, wer_method, "wer"), best(baseline, wer_method, "wer")
+    cer, base_cer = best(experiment, cer_method, "cer"), best(baseline, cer_method, "cer")
+
+    def change(ours: float, base: float, what: str) -> str:
+        rel = 100.0 * (ours - base) / base if base else float("nan")
+        fewer = "fewer" if rel <= 0 else "more"
+        return f"{abs(rel):.1f}% {fewer} {what} ({ours:.2f} vs {base:.2f})"
+
+    better = (wer < base_wer) + (cer < base_cer)
+    outcome = {2: "Pretraining paid off", 1: "Mixed result", 0: "Pretraining did not pay off"}
+    return (
+        f"{outcome[better]}: on {test_set}, {experiment} makes "
+        f"{change(wer, base_wer, f'word errors with {wer_method}')} and "
+        f"{change(cer, base_cer, f'character errors with {cer_method}')} than {baseline}."
+    )

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from hourglass_w2v2.bin import results as results_cli
+from hourglass_w2v2.results import collect, verdict
 from hourglass_w2v2.scoring import write_summaries
 
 
@@ -171,3 +172,54 @@ def test_bad_files_are_named_and_left_out(exps, tmp_path, capsys, caplog):
     assert "left out" in caplog.text and str(bad_summary) in caplog.text
     with pytest.raises(SystemExit, match=r"wer-summary-test-clean.txt:2: WER 'nan' is not a rate"):
         results_cli.main([str(pre), str(scratch), "--strict"])
+
+
+def _hlg(exp, wers, cers):
+    """Add 1best-HLG test-clean summaries to ``exp``."""
+    d = exp / "decode" / "1best-HLG"
+    d.mkdir(exist_ok=True)
+    write_summaries(d, "test-clean", wers, cers)
+    (d / "rtf-test-clean.json").write_text(json.dumps({"audio_seconds": 50.0, "rtf": 0.1}))
+
+
+def test_verdict_sentence_uses_the_best_keys(exps, capsys):
+    pre, scratch, _ = exps
+    _hlg(
+        scratch, {"lm_scale_0.6": 62.0, "lm_scale_1": 60.0}, {"lm_scale_0.6": 30, "lm_scale_1": 31}
+    )
+    results_cli.main([str(pre), str(scratch), "--baseline", str(scratch), "--verdict"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    # best HLG WER 30.0 (lm_scale_0.6) vs 60.0 (lm_scale_1): -50%; greedy CER 15.5 vs 45: -65.6%
+    assert last == (
+        "Pretraining paid off: on test-clean, ft_pretrained makes 50.0% fewer word errors with "
+        "1best-HLG (30.00 vs 60.00) and 65.6% fewer character errors with ctc-greedy "
+        "(15.50 vs 45.00) than ft_scratch."
+    )
+
+
+def test_verdict_says_when_pretraining_did_not_pay_off(exps, capsys):
+    pre, scratch, _ = exps
+    _hlg(scratch, {"lm_scale_1": 20.0}, {"lm_scale_1": 9.0})
+    results_cli.main([str(pre), str(scratch), "--baseline", str(scratch), "--verdict"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(
+        "Mixed result: on test-clean, ft_pretrained makes 50.0% more word errors"
+    )
+    # worse on both: the baseline's greedy CER drops below ours
+    _hlg(pre, {"lm_scale_1": 25.0}, {"lm_scale_1": 12.0})
+    (scratch / "decode" / "ctc-greedy" / "cer-summary-test-clean.txt").write_text(
+        "settings\tCER\ngreedy\t10.0\n"
+    )
+    rows, _ = collect([pre, scratch])
+    assert verdict(rows, "ft_pretrained", "ft_scratch") == (
+        "Pretraining did not pay off: on test-clean, ft_pretrained makes 25.0% more word errors "
+        "with 1best-HLG (25.00 vs 20.00) and 55.0% more character errors with ctc-greedy "
+        "(15.50 vs 10.00) than ft_scratch."
+    )
+    (scratch / "decode" / "ctc-greedy" / "cer-summary-test-clean.txt").unlink()
+    with pytest.raises(
+        SystemExit, match="--verdict: no ctc-greedy CER of ft_scratch on test-clean"
+    ):
+        results_cli.main([str(pre), str(scratch), "--baseline", str(scratch), "--verdict"])
+    with pytest.raises(SystemExit, match="--verdict needs --baseline"):
+        results_cli.main([str(pre), str(scratch), "--verdict"])

@@ -6,7 +6,9 @@
 Rows are experiment x decoding method x key, columns the test sets (WER and CER), parameters,
 pretraining updates, fine-tuning updates and hours, and the decoding real-time factor. With
 ``--baseline``, a list after the table gives each other experiment's best key per method, test
-set and metric against the baseline's, as a relative change.
+set and metric against the baseline's, as a relative change; ``--verdict`` adds one sentence
+for the first experiment: does it beat the baseline on test-clean (else the first test set), by
+1best-HLG WER and greedy CER?
 
 A file that cannot be read (truncated ``train_info.json`` or ``rtf-*.json``, a summary with a
 NaN or negative rate) is left out of the table and named, with what is wrong, in a list after
@@ -20,7 +22,14 @@ from pathlib import Path
 
 from hourglass_w2v2.bin._common import setup_logging
 from hourglass_w2v2.fileio import atomic_write_text
-from hourglass_w2v2.results import collect, compare_to_baseline, table, to_csv, to_markdown
+from hourglass_w2v2.results import (
+    collect,
+    compare_to_baseline,
+    table,
+    to_csv,
+    to_markdown,
+    verdict,
+)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -35,6 +44,11 @@ def get_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="experiment dir (or its name) the others are compared with, e.g. a scratch run",
+    )
+    p.add_argument(
+        "--verdict",
+        action="store_true",
+        help="with --baseline: end with one sentence on whether the first experiment beats it",
     )
     p.add_argument(
         "--strict",
@@ -71,6 +85,15 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             raise SystemExit(f"--baseline: {e}") from e
         markdown += "\n" + "\n".join(lines) + "\n"
+        if args.verdict:
+            first = args.exp_dirs[0].name
+            try:
+                test = "test-clean" if "test-clean" in test_sets else test_sets[0]
+                markdown += "\n" + verdict(rows, first, args.baseline.name, test) + "\n"
+            except ValueError as e:
+                raise SystemExit(f"--verdict: {e}") from e
+    elif args.verdict:
+        raise SystemExit("--verdict needs --baseline")
     print(markdown, end="")
     if args.out is not None:
         atomic_write_text(args.out, markdown)
