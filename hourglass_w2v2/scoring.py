@@ -227,18 +227,6 @@ def score_results(
     return wer, cer, files
 
 
-def write_results(
-    out_dir: str | Path, test_set: str, key: str, results: Sequence[Result]
-) -> tuple[ErrorStats, ErrorStats]:
-    """Write the ``recogs-``, ``errs-`` and ``errs-cer-`` files of one key; return WER, CER."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    wer, cer, files = score_results(test_set, key, results)
-    for name, text in files.items():
-        atomic_write_text(out_dir / name, text)
-    return wer, cer
-
-
 def write_group(
     out_dir: str | Path, files: dict[str, str], markers: Sequence[str], stale: Sequence[str] = ()
 ) -> None:
@@ -279,22 +267,6 @@ def format_summary(
     lines += [f"{key}\t{rate:.2f}" for key, rate in sorted(rates.items(), key=lambda kv: kv[1])]
     lines += [f"# {name}: {value}" for name, value in (record or {}).items()]
     return "\n".join(lines) + "\n"
-
-
-def write_summaries(
-    out_dir: str | Path,
-    test_set: str,
-    wers: dict[str, float],
-    cers: dict[str, float],
-    record: dict[str, object] | None = None,
-) -> None:
-    """Write ``wer-summary-<test>.txt`` and ``cer-summary-<test>.txt``."""
-    atomic_write_text(
-        Path(out_dir) / f"cer-summary-{test_set}.txt", format_summary(cers, "CER", record)
-    )
-    atomic_write_text(
-        Path(out_dir) / f"wer-summary-{test_set}.txt", format_summary(wers, "WER", record)
-    )
 
 
 def _summary_lines(path: str | Path) -> tuple[str, list[tuple[int, str]]]:

@@ -7,7 +7,14 @@ import pytest
 
 from hourglass_w2v2.bin import results as results_cli
 from hourglass_w2v2.results import collect, verdict
-from hourglass_w2v2.scoring import write_summaries
+from hourglass_w2v2.scoring import format_summary, write_group
+
+
+def write_summaries(out_dir, test, wers, cers):
+    """The decoder's ``wer-`` / ``cer-summary-<test>.txt`` pair for ``{key: rate}`` dicts."""
+    names = [f"cer-summary-{test}.txt", f"wer-summary-{test}.txt"]
+    files = dict(zip(names, (format_summary(cers, "CER"), format_summary(wers)), strict=True))
+    write_group(out_dir, files, names)
 
 
 def make_exp(root, name, init, updates, num_params, decode):

@@ -9,11 +9,11 @@ from hourglass_w2v2.scoring import (
     error_counts,
     error_stats,
     format_recogs,
+    format_summary,
     read_summary,
+    score_results,
     to_chars,
     write_group,
-    write_results,
-    write_summaries,
 )
 
 RESULTS = [
@@ -62,14 +62,15 @@ def test_cer_uses_characters_without_spaces():
     assert stats.error_rate == pytest.approx(100 / 3)
 
 
-def test_write_results_and_summary_parse_back(tmp_path):
-    wer, cer = write_results(tmp_path, "test-clean", "greedy", RESULTS)
-    write_summaries(
-        tmp_path,
-        "test-clean",
-        {"greedy": wer.error_rate, "lm_scale_0.6": 12.5},
-        {"greedy": cer.error_rate, "lm_scale_0.6": 3.0},
+def test_scored_files_and_summary_parse_back(tmp_path):
+    wer, cer, files = score_results("test-clean", "greedy", RESULTS)
+    files["cer-summary-test-clean.txt"] = format_summary(
+        {"greedy": cer.error_rate, "lm_scale_0.6": 3.0}, "CER"
     )
+    files["wer-summary-test-clean.txt"] = format_summary(
+        {"greedy": wer.error_rate, "lm_scale_0.6": 12.5}
+    )
+    write_group(tmp_path, files, ["cer-summary-test-clean.txt", "wer-summary-test-clean.txt"])
     summary = read_summary(tmp_path / "wer-summary-test-clean.txt")
     assert list(summary) == ["lm_scale_0.6", "greedy"]  # best first
     assert summary["greedy"] == pytest.approx(wer.error_rate, abs=0.005)
@@ -86,14 +87,14 @@ def test_recogs_sorted_by_cut():
     assert format_recogs(RESULTS).splitlines()[0].startswith("utt-1:")
 
 
-def test_empty_reference(tmp_path, caplog):
+def test_empty_reference(caplog):
     """One empty reference is scored (hypothesis = insertions) and named; all empty is an error."""
     results = [("good", ["A", "B"], ["A", "B"]), ("empty-ref", [], ["X"])]
-    wer, _ = write_results(tmp_path, "t", "k", results)
+    wer, _, _ = score_results("t", "k", results)
     assert (wer.ins, wer.ref_len) == (1, 2)
     assert "empty-ref" in caplog.text
     with pytest.raises(ValueError, match="'t2' has no reference words"):
-        write_results(tmp_path, "t2", "k", [("e", [], ["X"])])
+        score_results("t2", "k", [("e", [], ["X"])])
 
 
 def test_bad_summary_is_named(tmp_path):
