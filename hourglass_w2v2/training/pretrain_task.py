@@ -110,18 +110,23 @@ def train_cuts(d: DataConfig):
     return filter_durations(cuts, d.min_duration, d.max_cut_duration)
 
 
+def sampler_args(cfg: ExperimentConfig) -> dict:
+    """:func:`make_sampler`'s keyword arguments from the ``data`` section and the trainer's
+    seed (the FLAC and the Shar paths batch alike)."""
+    d = cfg.data
+    return dict(
+        max_duration=d.max_duration,
+        shuffle=d.shuffle,
+        seed=cfg.trainer.seed,
+        num_buckets=d.num_buckets,
+        buffer_size=d.buffer_size,
+        duration_bins=d.duration_bins,
+    )
+
+
 def train_sampler(cuts: CutSet, cfg: ExperimentConfig) -> DynamicBucketingSampler:
     """The training sampler of ``cuts`` as the ``data`` section and the trainer's seed say."""
-    d = cfg.data
-    return make_sampler(
-        cuts,
-        d.max_duration,
-        d.shuffle,
-        cfg.trainer.seed,
-        d.num_buckets,
-        d.buffer_size,
-        d.duration_bins,
-    )
+    return make_sampler(cuts, **sampler_args(cfg))
 
 
 def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, ShardedBatchSampler]:
@@ -141,15 +146,7 @@ def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, Shar
         shards = shar_shards(d.shar_dir)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"data.shar_dir: {e}") from None
-    sampler_args = dict(
-        max_duration=d.max_duration,
-        shuffle=d.shuffle,
-        seed=cfg.trainer.seed,
-        num_buckets=d.num_buckets,
-        buffer_size=d.buffer_size,
-        duration_bins=d.duration_bins,
-    )
-    streams = ShardStreams(shards, sampler_args, d.min_duration, d.max_cut_duration)
+    streams = ShardStreams(shards, sampler_args(cfg), d.min_duration, d.max_cut_duration)
     dataset = ShardedPretrainDataset(
         streams,
         max_sample_size=d.max_sample_size,
