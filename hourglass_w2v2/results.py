@@ -308,9 +308,10 @@ def verdict(
     cer, base_cer = best(experiment, cer_method, "cer"), best(baseline, cer_method, "cer")
 
     def change(ours: float, base: float, what: str) -> str:
-        rel = 100.0 * (ours - base) / base if base else float("nan")
-        fewer = "fewer" if rel <= 0 else "more"
-        return f"{abs(rel):.1f}% {fewer} {what} ({ours:.2f} vs {base:.2f})"
+        rel = 100.0 * (ours - base) / base if base else 0.0
+        if round(rel, 1) == 0:
+            return f"as many {what} ({ours:.2f} vs {base:.2f})"
+        return f"{abs(rel):.1f}% {'fewer' if rel < 0 else 'more'} {what} ({ours:.2f} vs {base:.2f})"
 
     better = (wer < base_wer) + (cer < base_cer)
     outcome = {2: "Pretraining paid off", 1: "Mixed result", 0: "Pretraining did not pay off"}

@@ -223,6 +223,13 @@ def test_verdict_says_when_pretraining_did_not_pay_off(exps, capsys):
         "with 1best-HLG (25.00 vs 20.00) and 55.0% more character errors with ctc-greedy "
         "(15.50 vs 10.00) than ft_scratch."
     )
+    # equal rates
+    _hlg(pre, {"lm_scale_1": 20.0}, {"lm_scale_1": 12.0})
+    rows, _ = collect([pre, scratch])
+    assert verdict(rows, "ft_pretrained", "ft_scratch").startswith(
+        "Pretraining did not pay off: on test-clean, ft_pretrained makes as many word errors "
+        "with 1best-HLG (20.00 vs 20.00) and 55.0% more"
+    )
     (scratch / "decode" / "ctc-greedy" / "cer-summary-test-clean.txt").unlink()
     with pytest.raises(
         SystemExit, match="--verdict: no ctc-greedy CER of ft_scratch on test-clean"
