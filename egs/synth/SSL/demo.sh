@@ -1,101 +1,157 @@
 #!/usr/bin/env bash
-# `make demo`: the synth recipe end to end on a CPU.
+# `make demo`: self-supervised pretraining paying off, end to end on a CPU.
 #
-#   ./demo.sh [--size default|large|tiny] [--world-size 1] [--workdir DIR]
-#             [--pretrain-updates N] [--finetune-updates N]   (default: the configs' values)
-#   ./demo.sh --quick true    (`make demo-quick`: --size tiny, 20 pretraining and 30
-#                              fine-tuning updates, one LM scale; a pipeline check, minutes)
-#
-# Another --size works in its own directory (default: demo_<size>/, with links to the recipe),
-# so its data/, download/ and exp/ never mix with the default corpus's.
+#   ./demo.sh                  (`make demo`: the 12 h corpus, 5,000 pretraining and 1,200
+#                               fine-tuning updates; ~40 min on 2 cores)
+#   ./demo.sh --quick true     (`make demo-quick`: the tiny corpus, 20 pretraining and 30
+#                               fine-tuning updates; a pipeline check, minutes)
+#   ./demo.sh --tag large --pretrain-config conf/pretrain_tiny_hourglass_large.yaml \
+#             --finetune-config conf/finetune_tiny_10min_large.yaml \
+#             --vanilla-config conf/pretrain_tiny_large.yaml    (`make demo-large`)
 #
 # prepare (corpus, manifests, cuts, units, graphs) -> pretrain tiny-hourglass -> fine-tune it on
-# train-10min -> fine-tune from scratch on train-10min (the baseline) -> decode both with
-# ctc-greedy and 1best over HLG -> the results table (also written to exp/demo_results.md).
+# train-10min -> fine-tune the same architecture from scratch on train-10min (the baseline) ->
+# decode both with ctc-greedy and 1best over HLG -> the results table (exp/demo_results*.md).
+# With --vanilla-config, vanilla tiny is also pretrained for the wall-clock time the hourglass
+# took, then fine-tuned and decoded the same way.
+#
+# The --size large corpus lives in this directory; another --size works in its own directory
+# (demo_<size>/, with links to the recipe), so its data/ and exp/ never mix with this one's.
+# Exp dirs are exp/demo_{pretrain,ft_10min_pretrained,ft_10min_scratch}<_tag>.
 # Every step resumes or skips what is already done, so an interrupted demo continues.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-size=default
+size=large
+tag=                         # exp dir suffix ("_TAG"); --quick: tiny
 world_size=1
-pretrain_config=conf/pretrain_tiny_hourglass.yaml
-finetune_config=conf/finetune_tiny_10min.yaml
+pretrain_config=conf/pretrain_tiny_hourglass_demo.yaml
+finetune_config=conf/finetune_tiny_10min_demo.yaml
+vanilla_config=              # also pretrain vanilla tiny for the hourglass's wall-clock time
 pretrain_updates=
 finetune_updates=
-lm_scales=                   # 1best-HLG sweep (default "0.6 1.0 1.5"); each scale is one more search
-workdir=                     # "." for the default size, demo_<size> for the others
+finetune_seed=               # trainer.seed of both fine-tunings (default: the config's)
+lm_scales=1.0                # 1best-HLG LM scales; each scale is one more search
+workdir=                     # "." for --size large, demo_<size> for the others
 quick=false                  # true: the pipeline check of `make demo-quick`
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
-Options: --quick --size --world-size --workdir --pretrain-config --finetune-config
-         --pretrain-updates --finetune-updates --lm-scales"
+Options: --quick --size --tag --world-size --workdir --pretrain-config --finetune-config
+         --vanilla-config --pretrain-updates --finetune-updates --finetune-seed --lm-scales"
 . ./utils/parse_options.sh
 . ./utils/log.sh
 
 if [ "$quick" = true ]; then
-  if [ "$size" != default ] && [ "$size" != tiny ]; then
+  if [ "$size" != large ] && [ "$size" != tiny ]; then
     echo "$0: --quick true runs the tiny corpus; drop --size $size (or drop --quick)" >&2
     exit 2
   fi
   # enough updates for every stage to run and write its outputs, no more
   size=tiny
+  tag=${tag:-tiny}
+  pretrain_config=conf/pretrain_tiny_hourglass.yaml
+  finetune_config=conf/finetune_tiny_10min.yaml
   pretrain_updates=${pretrain_updates:-20}
   finetune_updates=${finetune_updates:-30}
-  lm_scales=${lm_scales:-1.0}
 fi
-[ -n "$lm_scales" ] || lm_scales="0.6 1.0 1.5"
 
 if [ -z "$workdir" ]; then
-  if [ "$size" = default ]; then workdir=.; else workdir=demo_$size; fi
+  if [ "$size" = large ]; then workdir=.; else workdir=demo_$size; fi
 fi
 if [ "$workdir" != . ]; then
   mkdir -p "$workdir"
   for f in prepare.sh run.sh demo.sh conf local utils; do
     [ -e "$workdir/$f" ] || ln -s "$PWD/$f" "$workdir/$f"
   done
-  log "working in $PWD/$workdir (data/, download/, exp/ of size $size)"
+  log "working in $PWD/$workdir (data/ and exp/ of size $size)"
   cd "$workdir"
 fi
 
-start=$(date +%s)
-elapsed() { echo "$(( $(date +%s) - start )) s"; }
-
-pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=("trainer.max_updates=$pretrain_updates")
-finetune_overrides=(); [ -z "$finetune_updates" ] || finetune_overrides=("trainer.max_updates=$finetune_updates")
 suffix=""
-[ "$size" = default ] || suffix="_$size"
+[ -z "$tag" ] || suffix="_$tag"
 pre=exp/demo_pretrain$suffix
+vanilla=exp/demo_pretrain_vanilla$suffix
 ft_pre=exp/demo_ft_10min_pretrained$suffix
 ft_scratch=exp/demo_ft_10min_scratch$suffix
+ft_vanilla=exp/demo_ft_10min_vanilla$suffix
+results=exp/demo_results$suffix.md
 
-log "prepare.sh (size $size)"
+pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=("trainer.max_updates=$pretrain_updates")
+finetune_overrides=()
+[ -z "$finetune_updates" ] || finetune_overrides+=("trainer.max_updates=$finetune_updates")
+[ -z "$finetune_seed" ] || finetune_overrides+=("trainer.seed=$finetune_seed")
+
+# Progress: every stage says where the demo is and what is left, from the stage times measured
+# on a 2-core VM (RESULTS.md) scaled by how fast this machine has been so far.
+if [ "$size" = tiny ]; then ref=(20 50 20 20 0)
+elif [ "$tag" = large ]; then ref=(300 3300 660 660 0)
+else ref=(300 1060 390 390 0); fi
+if [ -n "$vanilla_config" ]; then ref[4]=$(( 60 + ref[1] + ref[2] )); fi
+names=("prepare" "pretraining" "fine-tuning + decoding the pretrained model"
+       "fine-tuning + decoding the from-scratch baseline"
+       "pretraining, fine-tuning + decoding vanilla tiny")
+num_stages=4; [ -z "$vanilla_config" ] || num_stages=5
+start=$(date +%s)
+done_ref=0
+stage_start() {  # stage_start INDEX
+  local i=$1 total=0 j elapsed scale_pct left
+  for j in $(seq 0 $(( num_stages - 1 ))); do total=$(( total + ref[j] )); done
+  elapsed=$(( $(date +%s) - start ))
+  scale_pct=100
+  [ "$done_ref" -le 60 ] || scale_pct=$(( 100 * elapsed / done_ref ))
+  left=$(( (total - done_ref) * scale_pct / 100 ))
+  log "[$(( i + 1 ))/$num_stages] ${names[$i]}: about $(( (ref[i] * scale_pct / 100 + 59) / 60 )) min;" \
+    "about $(( (left + 59) / 60 )) min left of the demo ($(( elapsed / 60 )) min so far)"
+}
+stage_done() { done_ref=$(( done_ref + ref[$1] )); }
+
+stage_start 0
 ./prepare.sh --size "$size" --bpe-vocab-sizes ""   # the demo decodes with chars only
-log "prepare done after $(elapsed)"
+stage_done 0
 
+stage_start 1
 ./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --train-config "$pretrain_config" \
   --exp-dir "$pre" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
-log "pretraining done after $(elapsed)"
+stage_done 1
 
-./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --train-config "$finetune_config" \
-  --init "$pre" --exp-dir "$ft_pre" --decode-opts "--lm-scales $lm_scales" \
-  ${finetune_overrides[@]+"${finetune_overrides[@]}"}
-log "fine-tuning + decoding of the pretrained model done after $(elapsed)"
+finetune_and_decode() {  # finetune_and_decode EXP_DIR INIT
+  ./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --train-config "$finetune_config" \
+    --init "$2" --exp-dir "$1" --decode-opts "--lm-scales $lm_scales" \
+    ${finetune_overrides[@]+"${finetune_overrides[@]}"}
+}
 
-./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --train-config "$finetune_config" \
-  --init scratch --exp-dir "$ft_scratch" --decode-opts "--lm-scales $lm_scales" \
-  ${finetune_overrides[@]+"${finetune_overrides[@]}"}
-log "fine-tuning + decoding of the from-scratch baseline done after $(elapsed)"
+stage_start 2
+finetune_and_decode "$ft_pre" "$pre"
+stage_done 2
 
-python -m hourglass_w2v2.bin.results "$ft_pre" "$ft_scratch" --baseline "$ft_scratch" \
-  --out exp/demo_results$suffix.md
-log "demo finished in $(elapsed); table in exp/demo_results$suffix.md. The list under it compares" \
-  "the pretrained model with the from-scratch baseline (negative: pretraining helped)."
+stage_start 3
+finetune_and_decode "$ft_scratch" scratch
+stage_done 3
+
+exps=("$ft_pre" "$ft_scratch")
+if [ -n "$vanilla_config" ]; then
+  stage_start 4
+  # as many updates as fit in the hourglass pretraining's wall time at vanilla's measured speed
+  hourglass_updates=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['updates'])" \
+    "$pre/train_info.json")
+  updates=$(python -m hourglass_w2v2.bin.equal_time --reference "$pretrain_config" \
+    --reference-updates "$hourglass_updates" --config "$vanilla_config" --exp-dir "$vanilla.timing")
+  log "vanilla tiny: $updates updates take the hourglass pretraining's wall time here"
+  ./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --train-config "$vanilla_config" \
+    --exp-dir "$vanilla" "trainer.max_updates=$updates"
+  finetune_and_decode "$ft_vanilla" "$vanilla"
+  exps+=("$ft_vanilla")
+  stage_done 4
+fi
+
+python -m hourglass_w2v2.bin.results "${exps[@]}" --baseline "$ft_scratch" --verdict \
+  --out "$results"
+log "demo finished in $(( ($(date +%s) - start) / 60 )) min $(( ($(date +%s) - start) % 60 )) s;" \
+  "table in $PWD/$results"
 if [ "$size" = tiny ]; then
   log "This was the pipeline check: every stage ran and fed the next. The tiny corpus and a" \
     "few dozen updates say nothing about the method; 'make demo' compares the pretrained model" \
     "with the from-scratch baseline, 'make demo-large' makes that comparison with a longer run."
-elif [ "$size" = default ]; then
-  log "At this size pretraining is 150 updates (conf/pretrain_tiny_hourglass.yaml), far too" \
-    "few to pay off; 'make demo-large' pretrains 12,000 updates on a 12 h corpus and is the" \
-    "comparison that shows it (RESULTS.md, with its wall time)."
+else
+  log "$(tail -n 1 "$results")"
 fi
