@@ -18,7 +18,7 @@ from torch import Tensor
 from hourglass_w2v2.export import ExportError
 from hourglass_w2v2.fileio import atomic_write_text
 from hourglass_w2v2.lang.tokenizer import Tokenizer
-from hourglass_w2v2.models.config import ModelConfig
+from hourglass_w2v2.models.config import SAMPLE_RATE, ModelConfig
 from hourglass_w2v2.models.wav2vec2 import Wav2Vec2Ctc
 
 WORD_DELIMITER = "|"
@@ -158,7 +158,7 @@ def export_hf(
     ).save_pretrained(str(out_dir))
     Wav2Vec2FeatureExtractor(
         feature_size=1,
-        sampling_rate=16000,
+        sampling_rate=SAMPLE_RATE,
         padding_value=0.0,
         do_normalize=normalize,
         # group-norm models see padding as signal in transformers: they take no attention mask

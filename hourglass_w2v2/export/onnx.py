@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from hourglass_w2v2.export import ExportError
 from hourglass_w2v2.fileio import atomic_output, atomic_write_text
-from hourglass_w2v2.models.config import ModelConfig
+from hourglass_w2v2.models.config import SAMPLE_RATE, ModelConfig
 from hourglass_w2v2.models.wav2vec2 import Wav2Vec2Ctc
 
 OPSET = 17
@@ -79,7 +79,7 @@ def export_onnx(
     import onnx
 
     wrapper = RawAudioCtc(model, normalize).eval()
-    example = torch.zeros(1, 16000)
+    example = torch.zeros(1, SAMPLE_RATE)
     path = Path(path)
     with atomic_output(path, keep_suffix=True) as tmp:
         torch.onnx.export(
