@@ -18,7 +18,8 @@
 set -euo pipefail
 
 cd "${SLURM_SUBMIT_DIR:-.}"
-head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# sed reads every line: `head` would close the pipe early and, under pipefail, fail the job on SIGPIPE
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)
 gpus=${SLURM_GPUS_ON_NODE:-1}
 
 # one task per node; SLURM_NODEID (0 on the first node of the list) is read in each task

@@ -277,9 +277,16 @@ for ((i = 0; i < SLURM_JOB_NUM_NODES; i++)); do SLURM_NODEID=$i "$@" || exit 1; 
 """
 
 
-def test_slurm_script_runs_run_sh_on_each_node_with_its_rank_and_the_first_node_as_host(work):
+# a long host list: the script must read it whole, not close the pipe after the first line
+@pytest.mark.parametrize("more_hosts", [0, 200_000])
+def test_slurm_script_runs_run_sh_on_each_node_with_its_rank_and_the_first_node_as_host(
+    work, more_hosts
+):
     (work / "bin/srun").write_text(FAKE_SRUN)
-    (work / "bin/scontrol").write_text("#!/usr/bin/env bash\nprintf 'gpu-a17\\ngpu-a18\\n'\n")
+    (work / "bin/scontrol").write_text(
+        "#!/usr/bin/env bash\nprintf 'gpu-a17\\ngpu-a18\\n'\n"
+        + (f"seq -f 'gpu-b%g' 1 {more_hosts}\n" if more_hosts else "")
+    )
     for name in ("srun", "scontrol"):
         (work / "bin" / name).chmod(0o755)
     slurm = {"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu-a[17-18]",
