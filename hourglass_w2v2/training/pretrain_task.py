@@ -124,6 +124,19 @@ def sampler_args(cfg: ExperimentConfig) -> dict:
     )
 
 
+def dataset_args(cfg: ExperimentConfig) -> dict:
+    """:class:`PretrainDataset`'s keyword arguments for training (the FLAC and the Shar paths
+    crop alike)."""
+    d = cfg.data
+    return dict(
+        max_sample_size=d.max_sample_size,
+        normalize=d.normalize,
+        skip_corrupt=d.skip_corrupt,
+        seed=cfg.trainer.seed,
+        crop_multiple=d.crop_multiple,
+    )
+
+
 def train_sampler(cuts: CutSet, cfg: ExperimentConfig) -> DynamicBucketingSampler:
     """The training sampler of ``cuts`` as the ``data`` section and the trainer's seed say."""
     return make_sampler(cuts, **sampler_args(cfg))
@@ -147,14 +160,7 @@ def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, Shar
     except FileNotFoundError as e:
         raise FileNotFoundError(f"data.shar_dir: {e}") from None
     streams = ShardStreams(shards, sampler_args(cfg), d.min_duration, d.max_cut_duration)
-    dataset = ShardedPretrainDataset(
-        streams,
-        max_sample_size=d.max_sample_size,
-        normalize=d.normalize,
-        skip_corrupt=d.skip_corrupt,
-        seed=cfg.trainer.seed,
-        crop_multiple=d.crop_multiple,
-    )
+    dataset = ShardedPretrainDataset(streams, **dataset_args(cfg))
     sampler = ShardedBatchSampler(streams, max(1, d.num_workers), cfg.trainer.seed, d.shuffle)
     return dataset, sampler
 
@@ -186,14 +192,7 @@ class PretrainTask(Task):
         if d.shar_dir is not None:
             return shar_train_data(self.cfg)
         cuts = train_cuts(d)
-        dataset = PretrainDataset(
-            d.max_sample_size,
-            d.normalize,
-            d.skip_corrupt,
-            seed=self.cfg.trainer.seed,
-            crop_multiple=d.crop_multiple,
-        )
-        return dataset, train_sampler(cuts, self.cfg)
+        return PretrainDataset(**dataset_args(self.cfg)), train_sampler(cuts, self.cfg)
 
     def set_num_updates(self, model: nn.Module, update: int) -> None:
         model.set_num_updates(update)
