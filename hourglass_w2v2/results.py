@@ -247,13 +247,9 @@ def to_csv(header: list[str], cells: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def compare_to_baseline(rows: list[Row], baseline: str, test_sets: list[str]) -> list[str]:
-    """Markdown list items: each experiment's best key against the baseline's, relative change.
-
-    For every other experiment, decoding method both have, test set and metric (WER, CER), the
-    lowest rate over the keys of each (the LM-scale sweep, as icefall reports it) and the
-    relative change ``(ours - baseline) / baseline``.
-    """
+def best_rates(rows: list[Row]) -> dict[tuple[str, str, str, str], tuple[float, str]]:
+    """``{(experiment, method, test set, "wer"|"cer"): (lowest rate, its key)}`` over the keys
+    (the LM-scale sweep), as icefall reports a method."""
     best: dict[tuple[str, str, str, str], tuple[float, str]] = {}
     for r in rows:
         for metric in ("wer", "cer"):
@@ -261,6 +257,17 @@ def compare_to_baseline(rows: list[Row], baseline: str, test_sets: list[str]) ->
                 k = (r.experiment, r.method, t, metric)
                 if k not in best or v < best[k][0]:
                     best[k] = (v, r.key)
+    return best
+
+
+def compare_to_baseline(rows: list[Row], baseline: str, test_sets: list[str]) -> list[str]:
+    """Markdown list items: each experiment's best key against the baseline's, relative change.
+
+    For every other experiment, decoding method both have, test set and metric (WER, CER), the
+    lowest rate over the keys of each (the LM-scale sweep, as icefall reports it) and the
+    relative change ``(ours - baseline) / baseline``.
+    """
+    best = best_rates(rows)
     experiments = list(dict.fromkeys(r.experiment for r in rows))
     if baseline not in experiments:
         raise ValueError(f"baseline {baseline!r} is not among the experiments {experiments}")
@@ -294,15 +301,12 @@ def verdict(
     neither is, "mixed" otherwise.
     """
 
+    rates = best_rates(rows)
+
     def best(exp: str, method: str, metric: str) -> float:
-        values = [
-            getattr(r, metric)[test_set]
-            for r in rows
-            if r.experiment == exp and r.method == method and test_set in getattr(r, metric)
-        ]
-        if not values:
+        if (exp, method, test_set, metric) not in rates:
             raise ValueError(f"no {method} {metric.upper()} of {exp} on {test_set}")
-        return min(values)
+        return rates[exp, method, test_set, metric][0]
 
     wer, base_wer = best(experiment, wer_method, "wer"), best(baseline, wer_method, "wer")
     cer, base_cer = best(experiment, cer_method, "cer"), best(baseline, cer_method, "cer")
