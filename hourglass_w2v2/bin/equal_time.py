@@ -10,7 +10,8 @@ Trains both configs for ``--timing-updates`` updates each, here and now, with th
 the update count that gives the candidate the reference run's compute on this machine
 (`make demo-large`'s hourglass vs vanilla comparison). Timing both at the same moment keeps the
 ratio fair when the machine's speed drifts between the long runs. The timing runs' figures are
-logged and written to ``--exp-dir``/equal_time.json; a second call reads them from there.
+logged and written to ``--exp-dir``/equal_time.json; a second call with the same configs and
+``--timing-updates`` reads them from there.
 """
 
 from __future__ import annotations
@@ -83,9 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference_updates < 1 or args.timing_updates < 1 or args.skip < 1:
         raise SystemExit("--reference-updates, --timing-updates and --skip must be >= 1")
     record = args.exp_dir / "equal_time.json"
-    if record.is_file():
-        result = json.loads(record.read_text())
-    else:
+    same = {
+        "reference": args.reference,
+        "candidate": args.config,
+        "timing_updates": args.timing_updates,
+    }
+    result = json.loads(record.read_text()) if record.is_file() else {}
+    if any(result.get(k) != v for k, v in same.items()):  # none yet, or of other configs
         timed = {
             name: seconds_per_update(
                 config, args.exp_dir / name, args.skip, args.timing_updates, args.overrides
@@ -93,11 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, config in (("reference", args.reference), ("candidate", args.config))
         }
         result = {
-            "reference": args.reference,
-            "candidate": args.config,
+            **same,
             "reference_seconds_per_update": timed["reference"],
             "candidate_seconds_per_update": timed["candidate"],
-            "timing_updates": args.timing_updates,
         }
         atomic_write_text(record, json.dumps(result, indent=2) + "\n")
     ratio = result["reference_seconds_per_update"] / result["candidate_seconds_per_update"]

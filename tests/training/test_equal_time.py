@@ -45,6 +45,12 @@ def test_equal_time_scales_the_reference_updates_by_the_measured_speeds(
     assert equal_time.main([*argv[:3], "500", *argv[4:]]) == 0
     assert int(capsys.readouterr().out) == round(500 * ratio)
     assert not (out_dir / "reference").exists()
+    # other configs: the record does not apply, both are timed again
+    swapped = [*argv[:1], str(cand), *argv[2:5], str(ref), *argv[6:]]
+    assert equal_time.main(swapped) == 0
+    capsys.readouterr()
+    assert (out_dir / "reference" / "checkpoints" / "ckpt-4.pt").is_file()
+    assert json.loads((out_dir / "equal_time.json").read_text())["reference"] == str(cand)
 
 
 def test_equal_time_refuses_a_fine_tuning_config(corpus, tmp_path, helpers):
