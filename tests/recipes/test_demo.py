@@ -4,7 +4,7 @@
 models too briefly for the WERs to mean anything; what is checked is that every stage chains
 into the next through run.sh's stages, that the results table says exactly what the decode
 directories' summary files say, and that the closing note calls it a pipeline check.
-`make demo` itself (~40 min) must show what the project claims: the pretrained model beats the
+`make demo` itself (~40 min; its two fine-tunings run side by side) must show what the project claims: the pretrained model beats the
 from-scratch baseline on test-clean by >= 30% relative on 1best-HLG WER and >= 20% on greedy
 CER, and the baseline is a recogniser (greedy CER below 90%), not an all-blank model.
 """

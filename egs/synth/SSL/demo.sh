@@ -12,6 +12,8 @@
 # prepare (corpus, manifests, cuts, units, graphs) -> pretrain tiny-hourglass -> fine-tune it on
 # train-10min -> fine-tune the same architecture from scratch on train-10min (the baseline) ->
 # decode both with ctc-greedy and 1best over HLG -> the results table (exp/demo_results*.md).
+# The two fine-tunings (with their decoding) run side by side, each on half the cores and logging
+# to exp/demo_ft_*/demo.log; on 2 cores that is faster than one after the other on both cores.
 # With --vanilla-config, vanilla tiny is also pretrained for the wall-clock time the hourglass
 # took, then fine-tuned and decoded the same way.
 #
@@ -34,12 +36,15 @@ finetune_seed=               # trainer.seed of both fine-tunings (default: the c
 lm_scales=1.0                # 1best-HLG LM scales; each scale is one more search
 workdir=                     # "." for --size large, demo_<size> for the others
 quick=false                  # true: the pipeline check of `make demo-quick`
+side_by_side=true            # fine-tune the two models at the same time (false: one by one)
 
 help_message="$(sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0")
 Options: --quick --size --tag --world-size --workdir --pretrain-config --finetune-config
-         --vanilla-config --pretrain-updates --finetune-updates --finetune-seed --lm-scales"
+         --vanilla-config --pretrain-updates --finetune-updates --finetune-seed --lm-scales
+         --side-by-side"
 . ./utils/parse_options.sh
 . ./utils/log.sh
+. ./utils/side_by_side.sh
 
 if [ "$quick" = true ]; then
   if [ "$size" != large ] && [ "$size" != tiny ]; then
@@ -63,8 +68,8 @@ if [ "$workdir" != . ]; then
   for f in prepare.sh run.sh demo.sh conf local utils; do
     [ -e "$workdir/$f" ] || ln -s "$PWD/$f" "$workdir/$f"
   done
-  log "working in $PWD/$workdir (data/ and exp/ of size $size)"
   cd "$workdir"
+  log "working in $PWD (data/ and exp/ of size $size)"
 fi
 
 suffix=""
@@ -80,39 +85,52 @@ pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=("traine
 finetune_overrides=()
 [ -z "$finetune_updates" ] || finetune_overrides+=("trainer.max_updates=$finetune_updates")
 [ -z "$finetune_seed" ] || finetune_overrides+=("trainer.seed=$finetune_seed")
+[ "$world_size" = 1 ] || side_by_side=false  # each fine-tuning already uses every process
 
 # Progress: every stage says where the demo is and what is left, from the stage times measured
 # on a 2-core VM (RESULTS.md) scaled by how fast this machine has been so far.
-if [ "$size" = tiny ]; then ref=(20 50 20 20 0)
-elif [ "$tag" = large ]; then ref=(300 3300 660 660 0)
-else ref=(300 1060 390 390 0); fi
-if [ -n "$vanilla_config" ]; then ref[4]=$(( 60 + ref[1] + ref[2] )); fi
-names=("prepare" "pretraining" "fine-tuning + decoding the pretrained model"
-       "fine-tuning + decoding the from-scratch baseline"
-       "pretraining, fine-tuning + decoding vanilla tiny")
-num_stages=4; [ -z "$vanilla_config" ] || num_stages=5
+# Reference seconds: prepare, pretraining, one fine-tuning + decoding, both side by side.
+if [ "$size" = tiny ]; then ref_times=(20 50 20 25)
+elif [ "$tag" = large ]; then ref_times=(300 3300 660 900)
+else ref_times=(300 1060 390 430); fi
+names=("prepare" "pretraining"); ref=("${ref_times[0]}" "${ref_times[1]}")
+if [ "$side_by_side" = true ]; then
+  names+=("fine-tuning + decoding the pretrained model and the from-scratch baseline, side by side")
+  ref+=("${ref_times[3]}")
+else
+  names+=("fine-tuning + decoding the pretrained model"
+          "fine-tuning + decoding the from-scratch baseline")
+  ref+=("${ref_times[2]}" "${ref_times[2]}")
+fi
+if [ -n "$vanilla_config" ]; then
+  names+=("pretraining, fine-tuning + decoding vanilla tiny")
+  ref+=($(( 60 + ref_times[1] + ref_times[2] )))
+fi
+num_stages=${#ref[@]}
 start=$(date +%s)
 done_ref=0
-stage_start() {  # stage_start INDEX
-  local i=$1 total=0 j elapsed scale_pct left
-  for j in $(seq 0 $(( num_stages - 1 ))); do total=$(( total + ref[j] )); done
+stage=0
+stage_start() {  # logs "[i/n] NAME: about X min; about Y min left of the demo"
+  local total=0 j elapsed scale_pct left
+  for j in "${ref[@]}"; do total=$(( total + j )); done
   elapsed=$(( $(date +%s) - start ))
   scale_pct=100
   [ "$done_ref" -le 60 ] || scale_pct=$(( 100 * elapsed / done_ref ))
   left=$(( (total - done_ref) * scale_pct / 100 ))
-  log "[$(( i + 1 ))/$num_stages] ${names[$i]}: about $(( (ref[i] * scale_pct / 100 + 59) / 60 )) min;" \
+  log "[$(( stage + 1 ))/$num_stages] ${names[$stage]}: about" \
+    "$(( (ref[stage] * scale_pct / 100 + 59) / 60 )) min;" \
     "about $(( (left + 59) / 60 )) min left of the demo ($(( elapsed / 60 )) min so far)"
 }
-stage_done() { done_ref=$(( done_ref + ref[$1] )); }
+stage_done() { done_ref=$(( done_ref + ref[stage] )); stage=$(( stage + 1 )); }
 
-stage_start 0
+stage_start
 ./prepare.sh --size "$size" --bpe-vocab-sizes ""   # the demo decodes with chars only
-stage_done 0
+stage_done
 
-stage_start 1
+stage_start
 ./run.sh --stage 1 --stop-stage 1 --world-size "$world_size" --train-config "$pretrain_config" \
   --exp-dir "$pre" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
-stage_done 1
+stage_done
 
 finetune_and_decode() {  # finetune_and_decode EXP_DIR INIT
   ./run.sh --stage 2 --stop-stage 3 --world-size "$world_size" --train-config "$finetune_config" \
@@ -120,17 +138,28 @@ finetune_and_decode() {  # finetune_and_decode EXP_DIR INIT
     ${finetune_overrides[@]+"${finetune_overrides[@]}"}
 }
 
-stage_start 2
-finetune_and_decode "$ft_pre" "$pre"
-stage_done 2
-
-stage_start 3
-finetune_and_decode "$ft_scratch" scratch
-stage_done 3
+if [ "$side_by_side" = true ]; then
+  stage_start
+  threads=$(( $(nproc) / 2 )); [ "$threads" -ge 1 ] || threads=1
+  OMP_NUM_THREADS=$threads side_by_side_start "pretrained" "$ft_pre/demo.log" \
+    finetune_and_decode "$ft_pre" "$pre"
+  OMP_NUM_THREADS=$threads side_by_side_start "from scratch" "$ft_scratch/demo.log" \
+    finetune_and_decode "$ft_scratch" scratch
+  if [ "$size" = tiny ]; then interval=10; else interval=60; fi
+  side_by_side_wait "$interval" || { log "a fine-tuning failed (see above); rerun to resume"; exit 1; }
+  stage_done
+else
+  stage_start
+  finetune_and_decode "$ft_pre" "$pre"
+  stage_done
+  stage_start
+  finetune_and_decode "$ft_scratch" scratch
+  stage_done
+fi
 
 exps=("$ft_pre" "$ft_scratch")
 if [ -n "$vanilla_config" ]; then
-  stage_start 4
+  stage_start
   # as many updates as fit in the hourglass pretraining's wall time at vanilla's measured speed
   hourglass_updates=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['updates'])" \
     "$pre/train_info.json")
@@ -141,7 +170,7 @@ if [ -n "$vanilla_config" ]; then
     --exp-dir "$vanilla" "trainer.max_updates=$updates"
   finetune_and_decode "$ft_vanilla" "$vanilla"
   exps+=("$ft_vanilla")
-  stage_done 4
+  stage_done
 fi
 
 python -m hourglass_w2v2.bin.results "${exps[@]}" --baseline "$ft_scratch" --verdict \
