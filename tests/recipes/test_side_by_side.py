@@ -17,18 +17,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _script(tmp_path, body):
     path = tmp_path / "run.sh"
     path.write_text(
-        "set -euo pipefail\n"
-        f". {REPO}/utils/log.sh\n. {REPO}/utils/side_by_side.sh\n" + body
+        f"set -euo pipefail\n. {REPO}/utils/log.sh\n. {REPO}/utils/side_by_side.sh\n" + body
     )
     return path
 
 
 def test_commands_run_at_the_same_time_and_report_progress(tmp_path):
+    line = "2026-12-06 21:30:51,524 INFO [trainer.py:609] (rank 0) epoch 0 update $i: loss=$i.5"
     script = _script(
         tmp_path,
         f"""
 side_by_side_start one {tmp_path}/one.log bash -c \
-  'for i in 1 2 3; do echo "2026-12-06 21:30:51,524 INFO [trainer.py:609] (rank 0) epoch 0 update $i: loss=$i.5"; sleep 1; done'
+  'for i in 1 2 3; do echo "{line}"; sleep 1; done'
 side_by_side_start two {tmp_path}/logs/two.log bash -c 'sleep 3; echo two done'
 side_by_side_wait 1
 echo "status $?"
