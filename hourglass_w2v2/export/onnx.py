@@ -50,6 +50,9 @@ class RawAudioCtc(nn.Module):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         # the FFT form of the position conv uses Python arithmetic on the length: not traceable
         self.model.encoder.pos_conv.impl = "conv"
+        # onnxruntime's fp32 sums over a long utterance's frames are less exact than torch's
+        for block in self.model.feature_extractor.conv_layers:
+            block.stats_dtype = torch.float64
         self.normalize = normalize
 
     def forward(self, samples: Tensor) -> Tensor:

@@ -45,17 +45,21 @@ def lengths_to_padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
 
 
-def masked_group_norm(x: Tensor, valid: Tensor, norm: nn.GroupNorm) -> Tensor:
+def masked_group_norm(
+    x: Tensor, valid: Tensor, norm: nn.GroupNorm, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """GroupNorm with one group per channel over the valid frames of each utterance.
 
-    x: (B, C, T); valid: (B, 1, T) float, 1 = real frame. Statistics are computed in fp32.
+    x: (B, C, T); valid: (B, 1, T) float, 1 = real frame. Statistics are computed in ``dtype``
+    (fp32, or fp64 in exported graphs: onnxruntime's fp32 sums over the ~10^4 frames of a long
+    utterance are less exact than torch's and moved log-probs by ~1e-4).
     """
-    xf = x.float()
+    xf, valid = x.to(dtype), valid.to(dtype)
     count = valid.sum(-1, keepdim=True).clamp(min=1.0)
     mean = (xf * valid).sum(-1, keepdim=True) / count
     var = (((xf - mean) * valid) ** 2).sum(-1, keepdim=True) / count
     y = (xf - mean) * torch.rsqrt(var + norm.eps)
-    y = y * norm.weight.float()[None, :, None] + norm.bias.float()[None, :, None]
+    y = y * norm.weight.to(dtype)[None, :, None] + norm.bias.to(dtype)[None, :, None]
     return y.type_as(x)
 
 
@@ -67,6 +71,7 @@ class ConvBlock(nn.Module):
         self.kernel, self.stride = kernel, stride
         self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=bias)
         self.norm_kind = norm
+        self.stats_dtype = torch.float32  # of the masked group norm's statistics
         if norm == "group_norm":
             self.norm: nn.Module | None = nn.GroupNorm(out_dim, out_dim, affine=True)
         elif norm == "layer_norm":
@@ -93,7 +98,7 @@ class ConvBlock(nn.Module):
                 valid = (~lengths_to_padding_mask(lengths, x.shape[-1]))[:, None, :].to(
                     torch.float32
                 )
-                x = masked_group_norm(x, valid, self.norm)
+                x = masked_group_norm(x, valid, self.norm, self.stats_dtype)
         elif self.norm_kind == "layer_norm":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
