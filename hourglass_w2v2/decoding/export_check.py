@@ -1,0 +1,145 @@
+"""Check an exported ONNX folder against the PyTorch model it came from, on a test set.
+
+Every utterance goes through: PyTorch as ``bin.decode`` runs it (its data path, one utterance
+per batch) with greedy search and 1best over ``HLG.fst`` (kaldi backend, LM scale 1, the same
+beam and max-active as sherpa-onnx), ``model.onnx`` in onnxruntime, and sherpa-onnx greedy and
+over ``HLG.fst`` with ``model.onnx`` and ``model.int8.onnx``. :func:`verify_export` returns the
+largest log-prob difference, the share of utterances whose greedy words agree, and each
+runtime's WER against the references; :func:`check` grades them against :data:`TOLERANCES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kaldialign
+import numpy as np
+import torch
+from lhotse import CutSet
+from tqdm import tqdm
+
+from hourglass_w2v2.decoding.methods import Decoder
+from hourglass_w2v2.decoding.runner import Timing, iter_log_probs
+from hourglass_w2v2.decoding.search import SearchOptions
+from hourglass_w2v2.export.sherpa import SherpaCtc
+from hourglass_w2v2.models import SAMPLE_RATE
+
+# What an export must keep: onnxruntime's fp32 log-probs within 1e-4 of PyTorch's, sherpa-onnx
+# greedy giving our greedy words on >= 99% of utterances, its HLG WER within 0.2 (absolute) of
+# ours, the int8 model's WERs within 1.0 of fp32's.
+TOLERANCES = {"log_prob": 1e-4, "greedy_agreement": 0.99, "hlg_wer": 0.2, "int8_wer": 1.0}
+
+
+@dataclass
+class Report:
+    """What :func:`verify_export` measured; WERs in %."""
+
+    utterances: int = 0
+    max_log_prob_diff: float = 0.0
+    greedy_agreement: float = 0.0
+    wer: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """The WERs and the agreement figures as a markdown table."""
+        lines = [
+            f"{self.utterances} utterances; max |log-prob ONNX - PyTorch| = "
+            f"{self.max_log_prob_diff:.2e}; sherpa-onnx greedy = PyTorch greedy on "
+            f"{100 * self.greedy_agreement:.1f}% of utterances",
+            "",
+            "| runtime | search | WER (%) |",
+            "|---|---|---:|",
+        ]
+        for key, value in self.wer.items():
+            runtime, search = key.split(" / ")
+            lines.append(f"| {runtime} | {search} | {value:.2f} |")
+        return "\n".join(lines)
+
+
+def check(report: Report, tolerances: dict[str, float] = TOLERANCES) -> list[str]:
+    """The tolerances ``report`` misses, one line each (empty: the export is faithful)."""
+    w, t = report.wer, tolerances
+    problems = []
+    if report.max_log_prob_diff > t["log_prob"]:
+        problems.append(f"log-probs differ by {report.max_log_prob_diff:.2e} > {t['log_prob']}")
+    if report.greedy_agreement < t["greedy_agreement"]:
+        problems.append(
+            f"sherpa-onnx greedy agrees on {100 * report.greedy_agreement:.1f}% of utterances "
+            f"< {100 * t['greedy_agreement']:.0f}%"
+        )
+    pairs = [
+        ("sherpa-onnx fp32 / HLG", "PyTorch / HLG", t["hlg_wer"]),
+        ("sherpa-onnx int8 / greedy", "PyTorch / greedy", t["int8_wer"]),
+        ("sherpa-onnx int8 / HLG", "PyTorch / HLG", t["int8_wer"]),
+    ]
+    for key, ref, limit in pairs:
+        if key in w and abs(w[key] - w[ref]) > limit:
+            problems.append(f"{key} WER {w[key]:.2f}, {ref} {w[ref]:.2f}: over {limit} apart")
+    return problems
+
+
+def _wer(pairs: list[tuple[list[str], list[str]]]) -> float:
+    errors = sum(kaldialign.edit_distance(r, h)["total"] for r, h in pairs)
+    return 100.0 * errors / max(sum(len(r) for r, _ in pairs), 1)
+
+
+def verify_export(
+    model: torch.nn.Module,
+    normalize: bool,
+    folder: str | Path,
+    lang_dir: str | Path,
+    cuts: CutSet,
+    max_active: int = 1000,
+    num_threads: int = 1,
+) -> Report:
+    """Decode ``cuts`` with PyTorch and with the exported ``folder``; see the module doc."""
+    import onnxruntime as ort
+
+    folder = Path(folder)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = num_threads, 1
+    session = ort.InferenceSession(
+        str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+    )
+    greedy = Decoder("ctc-greedy", lang_dir)
+    hlg = Decoder(
+        "1best", lang_dir, "HLG", SearchOptions(max_active=max_active), [1.0], backend="kaldi"
+    )
+    sherpa = {("fp32", "greedy"): SherpaCtc(folder, num_threads=num_threads)}
+    sherpa["fp32", "HLG"] = SherpaCtc(folder, "model.onnx", "HLG.fst", max_active, num_threads)
+    if (folder / "model.int8.onnx").is_file():
+        for graph in (None, "HLG.fst"):
+            sherpa["int8", "HLG" if graph else "greedy"] = SherpaCtc(
+                folder, "model.int8.onnx", graph, max_active, num_threads
+            )
+    by_id = {c.id: c for c in cuts}
+    hyps: dict[str, list[tuple[list[str], list[str]]]] = {}
+    report = Report()
+    agree = 0
+    # max_duration 0: one utterance per batch, no padding, as the ONNX graph takes it
+    torch_out = iter_log_probs(model, cuts, 0.0, normalize, torch.device("cpu"), Timing())
+    for cut_id, text, log_probs in tqdm(torch_out, total=len(by_id), desc="verify", unit="utt"):
+        cut = by_id[cut_id]
+        if cut.sampling_rate != SAMPLE_RATE:
+            cut = cut.resample(SAMPLE_RATE)
+        samples = np.ascontiguousarray(cut.load_audio().mean(axis=0), dtype=np.float32)
+        onnx_lp = session.run(None, {"samples": samples[None]})[0][0]
+        if onnx_lp.shape != log_probs.shape:
+            raise ValueError(f"cut {cut_id}: ONNX gives {onnx_lp.shape}, PyTorch {log_probs.shape}")
+        diff = float(np.abs(onnx_lp - log_probs).max())
+        report.max_log_prob_diff = max(report.max_log_prob_diff, diff)
+        ref = text.split()
+        ours = greedy.decode(log_probs)["greedy"]
+        hyps.setdefault("PyTorch / greedy", []).append((ref, ours))
+        hyps.setdefault("PyTorch / HLG", []).append((ref, hlg.decode(log_probs)["lm_scale_1"]))
+        for (precision, search), recognizer in sherpa.items():
+            words = recognizer.words(samples)
+            hyps.setdefault(f"sherpa-onnx {precision} / {search}", []).append((ref, words))
+            if (precision, search) == ("fp32", "greedy"):
+                agree += words == ours
+        report.utterances += 1
+    if not report.utterances:
+        raise ValueError("no utterances to verify with")
+    report.greedy_agreement = agree / report.utterances
+    report.wer = {key: _wer(pairs) for key, pairs in hyps.items()}
+    return report
