@@ -11,11 +11,13 @@ copied next to it as they are, since both already follow sherpa-onnx's conventio
 
 sherpa-onnx normalises every utterance to zero mean and unit variance before the model and
 cannot be told not to. That changes nothing for a model trained with normalisation (the graph's
-own normalisation of an already normalised signal is the identity up to its epsilon) and almost
-nothing for a group-norm extractor: its first convolution has no bias and is followed by a
-per-channel normalisation over time, so a per-utterance offset and scale cancel up to that
-norm's epsilon. A layer-norm extractor trained without normalisation is not invariant to them:
-:func:`sherpa_compatibility` refuses it unless asked to export anyway.
+own normalisation of an already normalised signal is the identity up to its epsilon). A
+group-norm extractor trained on raw audio has a first convolution without bias followed by a
+per-channel normalisation over time, so a per-utterance offset and scale cancel, but only up to
+that norm's epsilon, which matters for channels of small variance: the words can change
+(:func:`sherpa_caveat` says so at export). A layer-norm extractor trained without normalisation
+is not invariant to them at all: :func:`sherpa_compatibility` refuses it unless asked to export
+anyway.
 """
 
 from __future__ import annotations
@@ -134,6 +136,21 @@ def sherpa_compatibility(cfg: ModelConfig, normalize: bool) -> str | None:
     return None
 
 
+def sherpa_caveat(cfg: ModelConfig, normalize: bool) -> str | None:
+    """What sherpa-onnx may change for a model it runs (None when nothing): a group-norm
+    extractor trained on raw audio cancels the input level only up to its norm's epsilon, so
+    the level sherpa-onnx's normalisation sets can change its words."""
+    if cfg.extractor_mode == "group_norm" and not normalize:
+        return (
+            "the model was fine-tuned on raw audio (data.normalize: false); sherpa-onnx "
+            "normalises every utterance first, which its group-norm extractor cancels only up to "
+            "the norm's epsilon, so sherpa-onnx's words can differ from bin.decode's (onnxruntime "
+            "with model.onnx gives ours); check with --verify CUTS, or fine-tune with "
+            "data.normalize: true for an exact match"
+        )
+    return None
+
+
 def copy_lang_files(lang_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Copy ``tokens.txt``, ``words.txt`` and whichever of ``H``/``HL``/``HLG.fst`` the lang
     dir has into ``out_dir``; return the copies. A lang dir without tokens.txt is an error."""
@@ -161,8 +178,15 @@ _DECODE_ONE_FILE = [
 ]
 
 
-def readme_text(exp_dir: str | Path, files: list[str], normalize: bool, graph: str | None) -> str:
-    """The folder's README: what each file is and the exact sherpa-onnx calls that decode."""
+def readme_text(
+    exp_dir: str | Path,
+    files: list[str],
+    normalize: bool,
+    graph: str | None,
+    caveat: str | None = None,
+) -> str:
+    """The folder's README: what each file is, the exact sherpa-onnx calls that decode, and
+    ``caveat`` (what sherpa-onnx changes for this model) when there is one."""
     model = "model.int8.onnx" if "model.int8.onnx" in files else "model.onnx"
     fst_config = f'graph="{graph}", max_active=1000' if graph else 'graph=""'
     lines = [
@@ -183,6 +207,7 @@ def readme_text(exp_dir: str | Path, files: list[str], normalize: bool, graph: s
         "",
         "## sherpa-onnx (pip install sherpa-onnx)",
         "",
+        *([f"Note: {caveat}.", ""] if caveat else []),
         "Greedy search:",
         "",
         "```python",
@@ -245,6 +270,9 @@ def export_onnx_folder(
         raise ExportError(f"{exp_dir}: {problem}")
     if problem:
         logging.warning("%s: exporting anyway: %s", exp_dir, problem)
+    caveat = sherpa_caveat(model.cfg, normalize)
+    if caveat:
+        logging.warning("%s: %s", exp_dir, caveat)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -261,5 +289,5 @@ def export_onnx_folder(
     names = [p.name for p in written]
     graph = next((g for g in reversed(GRAPHS) if g in names), None)
     readme = out_dir / "README.md"
-    atomic_write_text(readme, readme_text(exp_dir, names, normalize, graph))
+    atomic_write_text(readme, readme_text(exp_dir, names, normalize, graph, caveat or problem))
     return [*written, readme]

@@ -117,3 +117,17 @@ def test_layer_norm_extractor_without_normalisation_is_refused(tmp_path, toy_lan
     assert not (tmp_path / "out" / "model.onnx").exists()
     export_cli.main([*args, "--allow-sherpa-mismatch"])
     assert (tmp_path / "out" / "model.onnx").is_file()
+
+
+@pytest.mark.parametrize("mode, normalize", [("group_norm", False), ("group_norm", True)])
+def test_group_norm_on_raw_audio_is_exported_with_the_caveat(
+    tmp_path, toy_lang, helpers, caplog, mode, normalize
+):
+    exp = helpers.make_exp(tmp_path / "exp", toy_lang, "tiny", mode, normalize)
+    with caplog.at_level("WARNING"):
+        export_cli.main(["--exp-dir", str(exp), "--format", "onnx", "--out", str(tmp_path / "o")])
+    readme = (tmp_path / "o" / "README.md").read_text()
+    said = "sherpa-onnx's words can differ from bin.decode's"
+    assert (said in caplog.text) is not normalize
+    assert ("Note: the model was fine-tuned on raw audio" in readme) is not normalize
+    assert ("check with --verify CUTS" in readme) is not normalize
