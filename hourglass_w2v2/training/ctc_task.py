@@ -85,7 +85,15 @@ def finetune_model_config(pretrained: ModelConfig, cfg: ExperimentConfig) -> Mod
 
 
 def load_backbone_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """``(ModelConfig, state_dict)`` of a model to fine-tune, from any supported checkpoint.
+    """``(ModelConfig, state_dict)`` of a model to fine-tune, from any supported checkpoint
+    (see :func:`load_backbone`)."""
+    cfg, state, _ = load_backbone(path)
+    return cfg, state
+
+
+def load_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], bool | None]:
+    """``(ModelConfig, state_dict, data.normalize)`` of a model to fine-tune, from any supported
+    checkpoint; the last is what our checkpoints record of their training (else None).
 
     - our checkpoint (``ckpt-N.pt``, ``best.pt``, ...): a dict with ``model_config``;
     - a fairseq / NVIDIA DeepLearningExamples checkpoint: a dict with ``cfg`` or ``args``;
@@ -103,12 +111,14 @@ def load_backbone_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, t
         # the class the weights were saved from (ForPreTraining keeps the quantizer)
         arch = transformers.AutoConfig.from_pretrained(path).architectures[0]
         model = convert.from_huggingface(getattr(transformers, arch).from_pretrained(path))
-        return model.cfg, model.state_dict()
+        return model.cfg, model.state_dict(), None
     if not path.is_file():
         raise FileNotFoundError(f"ctc.init: checkpoint {path} does not exist")
     ckpt = load_torch_file(path)  # a truncated or corrupt file: an error naming it
     if isinstance(ckpt, dict) and "model_config" in ckpt and "model" in ckpt:
-        return ModelConfig.from_dict(ckpt["model_config"]), ckpt["model"]
+        data = (ckpt.get("config") or {}).get("data") or {}
+        normalize = bool(data["normalize"]) if "normalize" in data else None
+        return ModelConfig.from_dict(ckpt["model_config"]), ckpt["model"], normalize
     if isinstance(ckpt, dict) and "model" in ckpt and ("cfg" in ckpt or "args" in ckpt):
         model = convert.from_fairseq(ckpt)
     elif isinstance(ckpt, nn.Module):
@@ -118,7 +128,7 @@ def load_backbone_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, t
             f"ctc.init: {path} is neither our checkpoint, a fairseq one, an HF model dir nor a "
             "saved torchaudio model"
         )
-    return model.cfg, model.state_dict()
+    return model.cfg, model.state_dict(), None
 
 
 class CtcTask(Task):
@@ -163,7 +173,14 @@ class CtcTask(Task):
         init = self.cfg.ctc.init
         if init is None:
             return model_config(self.cfg)
-        base, state = load_backbone_checkpoint(init)
+        base, state, normalize = load_backbone(init)
+        if normalize is not None and normalize != self.cfg.data.normalize:
+            # fairseq asserts the same: the model only knows inputs scaled as in pretraining
+            raise ValueError(
+                f"ctc.init {init} was trained with data.normalize: {str(normalize).lower()} and "
+                f"this fine-tuning has data.normalize: {str(self.cfg.data.normalize).lower()}; "
+                "set data.normalize as in the pretraining"
+            )
         # a fine-tuned checkpoint's CTC head has another vocabulary: the head starts afresh
         self._backbone_state = {k: v for k, v in state.items() if not k.startswith("ctc_head.")}
         return finetune_model_config(base, self.cfg)

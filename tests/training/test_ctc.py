@@ -171,8 +171,14 @@ def test_only_blanks_is_reported(finetune, caplog):
 def test_best_metric_is_checked(corpus, tmp_path):
     with pytest.raises(ValueError, match="'ctc.best_metric' = 'wre' is not one of wer, cer"):
         ExperimentConfig.from_dict(  # checked when the config is loaded
-            {"task": "ctc", "ctc": {"lang_dir": str(corpus["lang"]), "init_from_scratch": True,
-                                    "best_metric": "wre"}}
+            {
+                "task": "ctc",
+                "ctc": {
+                    "lang_dir": str(corpus["lang"]),
+                    "init_from_scratch": True,
+                    "best_metric": "wre",
+                },
+            }
         )
 
 
@@ -180,6 +186,33 @@ def test_init_is_required(corpus):
     cfg = ExperimentConfig.from_dict({"task": "ctc", "ctc": {"lang_dir": str(corpus["lang"])}})
     with pytest.raises(ValueError, match="ctc.init"):
         CtcTask(cfg)
+
+
+@pytest.mark.parametrize("pretrained, finetuned", [(True, False), (False, True)])
+def test_init_trained_with_another_normalisation_is_refused(
+    corpus, tmp_path, pretrained, finetuned
+):
+    cfg = ModelConfig.preset("tiny")
+    init = tmp_path / "ckpt-10.pt"
+    atomic_save(
+        {
+            "model": build_model(cfg, task="pretrain").state_dict(),
+            "model_config": cfg.to_dict(),
+            "config": {"data": {"normalize": pretrained}},
+        },
+        init,
+    )
+    ctc = {"lang_dir": str(corpus["lang"]), "init": str(init)}
+    data = {"normalize": finetuned}
+    with pytest.raises(ValueError) as e:
+        CtcTask(ExperimentConfig.from_dict({"task": "ctc", "ctc": ctc, "data": data}))
+    assert str(e.value) == (
+        f"ctc.init {init} was trained with data.normalize: {str(pretrained).lower()} and this "
+        f"fine-tuning has data.normalize: {str(finetuned).lower()}; set data.normalize as in "
+        "the pretraining"
+    )
+    data = {"normalize": pretrained}  # the same: accepted
+    CtcTask(ExperimentConfig.from_dict({"task": "ctc", "ctc": ctc, "data": data}))
 
 
 def test_reset_top_layers_is_refused_from_scratch(corpus):
