@@ -9,9 +9,11 @@
 #   bash benchmarks/gpu.sh posconv   # pos_conv_speed.py: cuDNN conv vs FFT pos_conv, bf16
 #   bash benchmarks/gpu.sh contrastive  # contrastive_speed.py: InfoNCE logits, time + memory
 #   bash benchmarks/gpu.sh memory    # encoder_speed.py at 15 s: activation checkpointing on/off
+#   bash benchmarks/gpu.sh decode    # decode_rtf.py: decoding RTF, base / large, vanilla / hourglass
 #   bash benchmarks/gpu.sh all       # train (eager), contrastive, posconv, train (compiled),
-#                                    # encoder (eager), memory, most wanted first, each part in
-#                                    # its own process under its own time limit (10 min in all)
+#                                    # encoder (eager), memory, decode, most wanted first, each
+#                                    # part in its own process under its own time limit (10 min
+#                                    # in all)
 #   (also encoder-eager, train-eager, train-compiled: one half of encoder / train)
 #
 # Tables go to stdout and to $OUT when it is set, else to benchmarks/out/, with device.txt
@@ -22,9 +24,14 @@ what=${1:-encoder}
 out=${OUT:-benchmarks/out}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-usage="usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|all"
+usage="usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|decode|all"
 case "$what" in
-  encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|all) ;;
+  encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|decode|all) ;;
+  decode)
+    # the acoustic model's decoding RTF, test-clean's utterance lengths, bin.decode's batching
+    python benchmarks/decode_rtf.py --device cuda --dtype bf16 --num-utts 400 \
+      --models base base-hourglass large large-hourglass | tee "$out/decode_rtf_bf16.md"
+    ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 if [ -z "${GPU_SH_PART:-}" ]; then
@@ -42,7 +49,7 @@ if [ "$what" = all ]; then
   # Each part in its own process under `timeout`, so one that hangs or runs long costs only its
   # own slot; a part that fails is reported and the next one still runs. Limits in seconds.
   status=0
-  for part in train-eager:150 contrastive:60 posconv:75 train-compiled:150 encoder-eager:105 memory:60; do
+  for part in train-eager:150 contrastive:60 posconv:75 train-compiled:120 encoder-eager:105 memory:60 decode:30; do
     name=${part%%:*} limit=${part##*:}
     echo "== $name (at most $limit s)"
     start=$(date +%s)
@@ -90,6 +97,11 @@ case "$what" in
     python benchmarks/encoder_speed.py --device cuda --dtype bf16 --sizes base --batch 8 \
       --lengths 15 --factors 4 --resample avg --checkpointing none extractor extractor+layers \
       --no-torchaudio --steps 5 --warmup 2 --markdown | tee "$out/checkpointing_bf16.md"
+    ;;
+  decode)
+    # the acoustic model's decoding RTF, test-clean's utterance lengths, bin.decode's batching
+    python benchmarks/decode_rtf.py --device cuda --dtype bf16 --num-utts 400 \
+      --models base base-hourglass large large-hourglass | tee "$out/decode_rtf_bf16.md"
     ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -32,6 +32,7 @@ from lhotse import CutSet, Recording, SupervisionSegment
 from lhotse.cut import Cut
 from tqdm import tqdm
 
+from hourglass_w2v2.data.batching import make_batches
 from hourglass_w2v2.data.datasets import CorruptAudioError, CtcDataset, cut_set_path
 from hourglass_w2v2.data.prepare.librispeech import list_problems, scan_split
 from hourglass_w2v2.decoding.methods import Decoder
@@ -202,19 +203,6 @@ def check_previous_results(out_dir: str | Path, test_set: TestSet) -> None:
             f"{test_set.name!r} would replace them: give it another name with --cuts NAME=PATH, "
             "or delete the old results first"
         )
-
-
-def make_batches(cuts: list[Cut], max_duration: float) -> list[list[Cut]]:
-    """Group cuts sorted by duration into batches of at most ``max_duration`` padded seconds."""
-    cuts = sorted(cuts, key=lambda c: c.duration, reverse=True)
-    batches: list[list[Cut]] = []
-    for cut in cuts:
-        # sorted longest first, so the first cut of a batch sets its padded length
-        if batches and batches[-1][0].duration * (len(batches[-1]) + 1) <= max_duration:
-            batches[-1].append(cut)
-        else:
-            batches.append([cut])
-    return batches
 
 
 @dataclass
