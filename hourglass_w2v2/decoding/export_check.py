@@ -2,10 +2,12 @@
 
 Every utterance goes through: PyTorch as ``bin.decode`` runs it (its data path, one utterance
 per batch) with greedy search and 1best over ``HLG.fst`` (kaldi backend, LM scale 1, the same
-beam and max-active as sherpa-onnx), ``model.onnx`` in onnxruntime, and sherpa-onnx greedy and
-over ``HLG.fst`` with ``model.onnx`` and ``model.int8.onnx``. :func:`verify_export` returns the
-largest log-prob difference, the share of utterances whose greedy words agree, and each
-runtime's WER against the references; :func:`check` grades them against :data:`TOLERANCES`.
+beam and max-active as sherpa-onnx); ``model.onnx`` and ``model.int8.onnx`` in onnxruntime with
+the same two searches; sherpa-onnx greedy and over ``HLG.fst`` with either model (sherpa-onnx
+normalises its input first, see :mod:`hourglass_w2v2.export.onnx`). :func:`verify_export`
+returns the largest log-prob difference between onnxruntime fp32 and PyTorch, the share of
+utterances whose sherpa-onnx greedy words equal PyTorch's, and each runtime's WER against the
+references; :func:`check` grades them against :data:`TOLERANCES`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from hourglass_w2v2.models import SAMPLE_RATE
 
 # What an export must keep: onnxruntime's fp32 log-probs within 1e-4 of PyTorch's, sherpa-onnx
 # greedy giving our greedy words on >= 99% of utterances, its HLG WER within 0.2 (absolute) of
-# ours, the int8 model's WERs within 1.0 of fp32's.
+# ours, the int8 model's WERs (onnxruntime, our searches) at most 1.0 above PyTorch's (the cost
+# of quantisation; int8 coming out better is no fault).
 TOLERANCES = {"log_prob": 1e-4, "greedy_agreement": 0.99, "hlg_wer": 0.2, "int8_wer": 1.0}
 
 
@@ -67,14 +70,15 @@ def check(report: Report, tolerances: dict[str, float] = TOLERANCES) -> list[str
             f"sherpa-onnx greedy agrees on {100 * report.greedy_agreement:.1f}% of utterances "
             f"< {100 * t['greedy_agreement']:.0f}%"
         )
-    pairs = [
-        ("sherpa-onnx fp32 / HLG", "PyTorch / HLG", t["hlg_wer"]),
-        ("sherpa-onnx int8 / greedy", "PyTorch / greedy", t["int8_wer"]),
-        ("sherpa-onnx int8 / HLG", "PyTorch / HLG", t["int8_wer"]),
-    ]
-    for key, ref, limit in pairs:
-        if key in w and abs(w[key] - w[ref]) > limit:
-            problems.append(f"{key} WER {w[key]:.2f}, {ref} {w[ref]:.2f}: over {limit} apart")
+    key, ref = "sherpa-onnx fp32 / HLG", "PyTorch / HLG"
+    if key in w and abs(w[key] - w[ref]) > t["hlg_wer"]:
+        problems.append(f"{key} WER {w[key]:.2f}, {ref} {w[ref]:.2f}: over {t['hlg_wer']} apart")
+    for search in ("greedy", "HLG"):
+        key, ref = f"onnxruntime int8 / {search}", f"PyTorch / {search}"
+        if key in w and w[key] - w[ref] > t["int8_wer"]:
+            problems.append(
+                f"{key} WER {w[key]:.2f}, {ref} {w[ref]:.2f}: over {t['int8_wer']} above"
+            )
     return problems
 
 
@@ -105,6 +109,11 @@ def verify_export(
     hlg = Decoder(
         "1best", lang_dir, "HLG", SearchOptions(max_active=max_active), [1.0], backend="kaldi"
     )
+    sessions = {"fp32": session}
+    if (folder / "model.int8.onnx").is_file():
+        sessions["int8"] = ort.InferenceSession(
+            str(folder / "model.int8.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
     sherpa = {("fp32", "greedy"): SherpaCtc(folder, num_threads=num_threads)}
     sherpa["fp32", "HLG"] = SherpaCtc(folder, "model.onnx", "HLG.fst", max_active, num_threads)
     if (folder / "model.int8.onnx").is_file():
@@ -123,15 +132,20 @@ def verify_export(
         if cut.sampling_rate != SAMPLE_RATE:
             cut = cut.resample(SAMPLE_RATE)
         samples = np.ascontiguousarray(cut.load_audio().mean(axis=0), dtype=np.float32)
-        onnx_lp = session.run(None, {"samples": samples[None]})[0][0]
-        if onnx_lp.shape != log_probs.shape:
-            raise ValueError(f"cut {cut_id}: ONNX gives {onnx_lp.shape}, PyTorch {log_probs.shape}")
-        diff = float(np.abs(onnx_lp - log_probs).max())
-        report.max_log_prob_diff = max(report.max_log_prob_diff, diff)
         ref = text.split()
         ours = greedy.decode(log_probs)["greedy"]
         hyps.setdefault("PyTorch / greedy", []).append((ref, ours))
         hyps.setdefault("PyTorch / HLG", []).append((ref, hlg.decode(log_probs)["lm_scale_1"]))
+        for precision, sess in sessions.items():
+            lp = sess.run(None, {"samples": samples[None]})[0][0]
+            if lp.shape != log_probs.shape:
+                raise ValueError(f"cut {cut_id}: ONNX gives {lp.shape}, PyTorch {log_probs.shape}")
+            if precision == "fp32":
+                diff = float(np.abs(lp - log_probs).max())
+                report.max_log_prob_diff = max(report.max_log_prob_diff, diff)
+            key = f"onnxruntime {precision}"
+            hyps.setdefault(f"{key} / greedy", []).append((ref, greedy.decode(lp)["greedy"]))
+            hyps.setdefault(f"{key} / HLG", []).append((ref, hlg.decode(lp)["lm_scale_1"]))
         for (precision, search), recognizer in sherpa.items():
             words = recognizer.words(samples)
             hyps.setdefault(f"sherpa-onnx {precision} / {search}", []).append((ref, words))
