@@ -1,10 +1,13 @@
 """Real-time factor of one CTC model through every runtime, on the same files, in one run.
 
     python benchmarks/inference_speed.py --exp-dir exp/NAME [--lang-dir data/lang_char]
+    python benchmarks/inference_speed.py --exp-dir exp/NAME \
+        --cuts data/manifests/synth_cuts_test-clean.jsonl.gz
     python benchmarks/inference_speed.py --preset tiny --lang-dir data/lang_char   # random weights
 
 Exports the model (``bin.export --format onnx --int8``) to a temporary folder, then decodes
-``--num-files`` generated utterances of ``--seconds`` each with: PyTorch fp32 + greedy, ONNX
+``--num-files`` generated utterances of ``--seconds`` each (or the first ``--num-files`` cuts of
+``--cuts``, whole, with a WER against their transcripts too) with: PyTorch fp32 + greedy, ONNX
 fp32 and ONNX int8 in onnxruntime + greedy, sherpa-onnx greedy, and sherpa-onnx searching
 ``HLG.fst``. Every runtime gets ``--threads`` threads. Prints seconds, RTF (seconds of compute
 per second of audio) and speed-up over PyTorch, and the word error rate of each runtime's words
@@ -22,6 +25,7 @@ import kaldialign
 import numpy as np
 import onnxruntime as ort
 import torch
+from lhotse import CutSet
 
 from hourglass_w2v2.checkpoint import load_ctc_model, resolve_checkpoint
 from hourglass_w2v2.decoding.methods import Decoder
@@ -56,6 +60,7 @@ def main() -> None:
     p.add_argument("--num-files", type=int, default=20)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cuts", type=Path, default=None, help="a cut set to take utterances from")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -76,21 +81,31 @@ def main() -> None:
             model.ctc_head.weight.mul_(4.0)
             model.ctc_head.bias[1:3] = -30.0
         normalize, name = False, f"{args.preset} (random weights)"
-    files = utterances(args.num_files, args.seconds)
-    audio_seconds = args.num_files * args.seconds
+    refs = None
+    if args.cuts is not None:
+        cuts = list(CutSet.from_file(args.cuts))[: args.num_files]
+        files = [np.ascontiguousarray(c.load_audio().mean(axis=0), np.float32) for c in cuts]
+        refs = [c.supervisions[0].text.split() for c in cuts]
+        audio_seconds = sum(c.duration for c in cuts)
+        what = f"{len(cuts)} cuts of {args.cuts.name} ({audio_seconds:.0f} s)"
+    else:
+        files = utterances(args.num_files, args.seconds)
+        audio_seconds = args.num_files * args.seconds
+        what = f"{args.num_files} files x {args.seconds:g} s"
     greedy = Decoder("ctc-greedy", lang_dir)
     hlg = Decoder("1best", lang_dir, "HLG", lm_scales=[1.0], backend="kaldi")
 
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx_folder(model, normalize, lang_dir, tmp, name, int8=True)
-        rows: list[tuple[str, float, float]] = []
+        rows: list[tuple[str, float, float, float | None]] = []
 
         def timed(label, decode, ref):
             decode(files[0])  # warm-up: first-call allocations and graph optimisation
             start = time.perf_counter()
             words = [decode(x) for x in files]
             seconds = time.perf_counter() - start
-            rows.append((label, seconds, wer(ref, words) if ref is not None else 0.0))
+            agreement = wer(ref, words) if ref is not None else 0.0
+            rows.append((label, seconds, agreement, wer(refs, words) if refs else None))
             return words
 
         def torch_lp(x):
@@ -120,15 +135,16 @@ def main() -> None:
 
     base = rows[0][1]
     print(
-        f"model {name}, {args.num_files} files x {args.seconds:g} s, {args.threads} threads, "
+        f"model {name}, {what}, {args.threads} threads, "
         f"torch {torch.__version__}, onnxruntime {ort.__version__}"
     )
-    print("| runtime | seconds | RTF | speed-up vs PyTorch | WER vs PyTorch (%) |")
-    print("|---|---|---|---|---|")
-    for label, seconds, err in rows:
+    extra = " WER vs transcripts (%) |" if refs else ""
+    print(f"| runtime | seconds | RTF | speed-up vs PyTorch | WER vs PyTorch (%) |{extra}")
+    print("|---|---|---|---|---|" + ("---|" if refs else ""))
+    for label, seconds, err, true_wer in rows:
         print(
             f"| {label} | {seconds:.2f} | {seconds / audio_seconds:.4f} | "
-            f"{base / seconds:.2f}x | {err:.1f} |"
+            f"{base / seconds:.2f}x | {err:.1f} |" + (f" {true_wer:.2f} |" if refs else "")
         )
 
 
