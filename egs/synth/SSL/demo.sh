@@ -108,20 +108,31 @@ if [ -n "$vanilla_config" ]; then
 fi
 num_stages=${#ref[@]}
 start=$(date +%s)
-done_ref=0
+done_ref=0        # reference seconds of the stages done
+timed_ref=0       # ... of those that ran here (not skipped as already done)
+timed=0           # and the seconds they took
 stage=0
+stage_t0=$start
 stage_start() {  # logs "[i/n] NAME: about X min; about Y min left of the demo"
   local total=0 j elapsed scale_pct left
   for j in "${ref[@]}"; do total=$(( total + j )); done
-  elapsed=$(( $(date +%s) - start ))
+  stage_t0=$(date +%s)
+  elapsed=$(( stage_t0 - start ))
   scale_pct=100
-  [ "$done_ref" -le 60 ] || scale_pct=$(( 100 * elapsed / done_ref ))
+  [ "$timed_ref" -le 60 ] || scale_pct=$(( 100 * timed / timed_ref ))
   left=$(( (total - done_ref) * scale_pct / 100 ))
   log "[$(( stage + 1 ))/$num_stages] ${names[$stage]}: about" \
     "$(( (ref[stage] * scale_pct / 100 + 59) / 60 )) min;" \
     "about $(( (left + 59) / 60 )) min left of the demo ($(( elapsed / 60 )) min so far)"
 }
-stage_done() { done_ref=$(( done_ref + ref[stage] )); stage=$(( stage + 1 )); }
+stage_done() {
+  local took=$(( $(date +%s) - stage_t0 ))
+  # a stage that took under a tenth of its reference time was mostly skipped (already done)
+  if [ $(( took * 10 )) -ge "${ref[stage]}" ]; then
+    timed_ref=$(( timed_ref + ref[stage] )); timed=$(( timed + took ))
+  fi
+  done_ref=$(( done_ref + ref[stage] )); stage=$(( stage + 1 ))
+}
 
 stage_start
 ./prepare.sh --size "$size" --bpe-vocab-sizes ""   # the demo decodes with chars only
