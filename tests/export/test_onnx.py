@@ -131,3 +131,32 @@ def test_group_norm_on_raw_audio_is_exported_with_the_caveat(
     assert (said in caplog.text) is not normalize
     assert ("Note: the model was fine-tuned on raw audio" in readme) is not normalize
     assert ("check with --verify CUTS" in readme) is not normalize
+
+
+def test_readme_commands_decode_as_sherpa_ctc(tmp_path, toy_lang, helpers):
+    """The Python blocks of the folder's README, run as a user would (cwd = the folder, a WAV
+    named audio.wav), print the words SherpaCtc (what the equality tests use) gives."""
+    import re
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    exp = helpers.make_exp(tmp_path / "exp", toy_lang, "tiny", "layer_norm", True)
+    out = tmp_path / "out"
+    export_cli.main(["--exp-dir", str(exp), "--format", "onnx", "--out", str(out)])
+    blocks = re.findall(r"```python\n(.*?)```", (out / "README.md").read_text(), re.S)
+    assert len(blocks) == 2  # greedy, HLG
+    greedy, hlg = SherpaCtc(out), SherpaCtc(out, graph="HLG.fst")
+    words = 0
+    for samples in helpers.utterances(3, seed=4):
+        sf.write(out / "audio.wav", samples, 16000, subtype="FLOAT")
+        printed = [
+            subprocess.run(
+                [sys.executable, "-c", block], cwd=out, capture_output=True, text=True, check=True
+            ).stdout.split()
+            for block in blocks
+        ]
+        assert printed == [greedy.words(samples), hlg.words(samples)]
+        words += len(printed[0]) + len(printed[1])
+    assert words > 0  # not only empty transcripts
