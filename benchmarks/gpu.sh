@@ -27,11 +27,6 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 usage="usage: $0 encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|decode|all"
 case "$what" in
   encoder|encoder-eager|train|train-eager|train-compiled|posconv|contrastive|memory|decode|all) ;;
-  decode)
-    # the acoustic model's decoding RTF, test-clean's utterance lengths, bin.decode's batching
-    python benchmarks/decode_rtf.py --device cuda --dtype bf16 --num-utts 400 \
-      --models base base-hourglass large large-hourglass | tee "$out/decode_rtf_bf16.md"
-    ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 if [ -z "${GPU_SH_PART:-}" ]; then
