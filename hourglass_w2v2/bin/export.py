@@ -55,15 +55,20 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def verify(args: argparse.Namespace) -> list[str]:
-    """Compare the exported folder with the PyTorch model on ``args.verify``; print the report
-    and return the tolerances it misses."""
+def load(args: argparse.Namespace) -> tuple:
+    """``(model, checkpoint, checkpoint path, tokenizer)`` of the experiment ``args`` name."""
+    return load_experiment_ctc_model(
+        args.exp_dir, args.checkpoint, args.lang_dir, torch.device("cpu")
+    )
+
+
+def verify(args: argparse.Namespace, loaded: tuple) -> list[str]:
+    """Compare the exported folder with the PyTorch model (:func:`load`) on ``args.verify``;
+    print the report and return the tolerances it misses."""
     from hourglass_w2v2.decoding.export_check import check, verify_export
     from hourglass_w2v2.decoding.runner import open_test_set
 
-    model, ckpt, _, tokenizer = load_experiment_ctc_model(
-        args.exp_dir, args.checkpoint, args.lang_dir, torch.device("cpu")
-    )
+    model, ckpt, _, tokenizer = loaded
     test_set = open_test_set(args.verify)
     report = verify_export(
         model, input_normalized(ckpt), args.out, tokenizer.lang_dir, test_set.cuts
@@ -72,11 +77,9 @@ def verify(args: argparse.Namespace) -> list[str]:
     return check(report)
 
 
-def export(args: argparse.Namespace) -> list[Path]:
-    """Export the model the parsed ``args`` name; return the files written."""
-    model, ckpt, ckpt_path, tokenizer = load_experiment_ctc_model(
-        args.exp_dir, args.checkpoint, args.lang_dir, torch.device("cpu")
-    )
+def export(args: argparse.Namespace, loaded: tuple) -> list[Path]:
+    """Export the model the parsed ``args`` name (:func:`load`); return the files written."""
+    model, ckpt, ckpt_path, tokenizer = loaded
     lang_dir = tokenizer.lang_dir
     normalize = input_normalized(ckpt)
     if args.format == "onnx":
@@ -106,14 +109,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--verify checks an ONNX export: use it with --format onnx")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        files = export(args)
+        loaded = load(args)
+        files = export(args, loaded)
     except (ExportError, CheckpointError, CheckpointMismatchError, FileNotFoundError) as e:
         raise SystemExit(f"export: error: {e}") from None
     for path in files:
         print(path)
     if args.verify:
         try:
-            problems = verify(args)
+            problems = verify(args, loaded)
         except (FileNotFoundError, ValueError) as e:  # DecodeInputError is a ValueError
             raise SystemExit(f"export: --verify: error: {e}") from None
         if problems:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import kaldialign
 import numpy as np
 import torch
 from lhotse import CutSet
@@ -26,6 +25,7 @@ from hourglass_w2v2.decoding.runner import Timing, iter_log_probs
 from hourglass_w2v2.decoding.search import SearchOptions
 from hourglass_w2v2.export.sherpa import SherpaCtc
 from hourglass_w2v2.models import SAMPLE_RATE
+from hourglass_w2v2.scoring import error_counts
 
 # What an export must keep: onnxruntime's fp32 log-probs within 1e-4 of PyTorch's, sherpa-onnx
 # greedy giving our greedy words on >= 99% of utterances, its HLG WER within 0.2 (absolute) of
@@ -83,8 +83,8 @@ def check(report: Report, tolerances: dict[str, float] = TOLERANCES) -> list[str
 
 
 def _wer(pairs: list[tuple[list[str], list[str]]]) -> float:
-    errors = sum(kaldialign.edit_distance(r, h)["total"] for r, h in pairs)
-    return 100.0 * errors / max(sum(len(r) for r, _ in pairs), 1)
+    counts = error_counts([" ".join(r) for r, _ in pairs], [" ".join(h) for _, h in pairs])
+    return 100.0 * counts["word_errors"] / max(counts["words"], 1)
 
 
 def verify_export(
@@ -102,25 +102,24 @@ def verify_export(
     folder = Path(folder)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = num_threads, 1
-    session = ort.InferenceSession(
-        str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]
-    )
     greedy = Decoder("ctc-greedy", lang_dir)
     hlg = Decoder(
         "1best", lang_dir, "HLG", SearchOptions(max_active=max_active), [1.0], backend="kaldi"
     )
-    sessions = {"fp32": session}
+    models = {"fp32": "model.onnx"}
     if (folder / "model.int8.onnx").is_file():
-        sessions["int8"] = ort.InferenceSession(
-            str(folder / "model.int8.onnx"), opts, providers=["CPUExecutionProvider"]
+        models["int8"] = "model.int8.onnx"
+    sessions = {
+        precision: ort.InferenceSession(
+            str(folder / name), opts, providers=["CPUExecutionProvider"]
         )
-    sherpa = {("fp32", "greedy"): SherpaCtc(folder, num_threads=num_threads)}
-    sherpa["fp32", "HLG"] = SherpaCtc(folder, "model.onnx", "HLG.fst", max_active, num_threads)
-    if (folder / "model.int8.onnx").is_file():
-        for graph in (None, "HLG.fst"):
-            sherpa["int8", "HLG" if graph else "greedy"] = SherpaCtc(
-                folder, "model.int8.onnx", graph, max_active, num_threads
-            )
+        for precision, name in models.items()
+    }
+    sherpa = {
+        (precision, search): SherpaCtc(folder, name, graph, max_active, num_threads)
+        for precision, name in models.items()
+        for search, graph in (("greedy", None), ("HLG", "HLG.fst"))
+    }
     by_id = {c.id: c for c in cuts}
     hyps: dict[str, list[tuple[list[str], list[str]]]] = {}
     report = Report()

@@ -119,7 +119,8 @@ def test_cli_fails_on_an_export_of_another_model(
     shutil.copytree(out, swapped)
     export_cli.main(["--exp-dir", str(other), "--format", "onnx", "--out", str(tmp_path / "o2")])
     shutil.copy(tmp_path / "o2" / "model.onnx", swapped / "model.onnx")
-    monkeypatch.setattr(export_cli, "export", lambda args: [])  # check the swapped folder as is
+    # check the swapped folder as is
+    monkeypatch.setattr(export_cli, "export", lambda args, loaded: [])
     args = ["--exp-dir", str(exp), "--format", "onnx", "--out", str(swapped)]
     with pytest.raises(SystemExit) as e:
         export_cli.main([*args, "--verify", str(cuts_path)])
