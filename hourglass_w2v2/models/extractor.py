@@ -45,22 +45,32 @@ def lengths_to_padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
 
 
-def masked_group_norm(
-    x: Tensor, valid: Tensor, norm: nn.GroupNorm, dtype: torch.dtype = torch.float32
-) -> Tensor:
+def masked_group_norm(x: Tensor, valid: Tensor, norm: nn.GroupNorm) -> Tensor:
     """GroupNorm with one group per channel over the valid frames of each utterance.
 
-    x: (B, C, T); valid: (B, 1, T) float, 1 = real frame. Statistics are computed in ``dtype``
-    (fp32, or fp64 in exported graphs: onnxruntime's fp32 sums over the ~10^4 frames of a long
-    utterance are less exact than torch's and moved log-probs by ~1e-4).
+    x: (B, C, T); valid: (B, 1, T) float, 1 = real frame.
     """
-    xf, valid = x.to(dtype), valid.to(dtype)
+    xf = x.float()
     count = valid.sum(-1, keepdim=True).clamp(min=1.0)
     mean = (xf * valid).sum(-1, keepdim=True) / count
     var = (((xf - mean) * valid) ** 2).sum(-1, keepdim=True) / count
     y = (xf - mean) * torch.rsqrt(var + norm.eps)
-    y = y * norm.weight.to(dtype)[None, :, None] + norm.bias.to(dtype)[None, :, None]
-    return y.type_as(x)
+    return (y * norm.weight[None, :, None] + norm.bias[None, :, None]).type_as(x)
+
+
+def wide_stats_group_norm(x: Tensor, norm: nn.GroupNorm, dtype: torch.dtype) -> Tensor:
+    """GroupNorm with one group per channel over all frames, statistics computed in ``dtype``.
+
+    For exported graphs (``dtype`` float64): onnxruntime's float32 reductions over the ~10^5
+    frames of a minute of audio are not exact enough for log-probs within 1e-4 of torch's. Only
+    the mean and variance are wide; the normalisation itself stays in x's dtype, which is
+    cheaper than a float64 pass over every frame.
+    """
+    wide = x.to(dtype)
+    mean = wide.mean(-1, keepdim=True)
+    var = (wide - mean).pow(2).mean(-1, keepdim=True)
+    scale = torch.rsqrt(var + norm.eps) * norm.weight.to(dtype)[None, :, None]
+    return (x - mean.to(x.dtype)) * scale.to(x.dtype) + norm.bias[None, :, None].to(x.dtype)
 
 
 class ConvBlock(nn.Module):
@@ -71,7 +81,7 @@ class ConvBlock(nn.Module):
         self.kernel, self.stride = kernel, stride
         self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=bias)
         self.norm_kind = norm
-        self.stats_dtype = torch.float32  # of the masked group norm's statistics
+        self.stats_dtype = torch.float32  # of the unpadded group norm's statistics
         if norm == "group_norm":
             self.norm: nn.Module | None = nn.GroupNorm(out_dim, out_dim, affine=True)
         elif norm == "layer_norm":
@@ -90,15 +100,17 @@ class ConvBlock(nn.Module):
     def activate(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         """Norm and GELU of a conv output x (B, C_out, S'), ``lengths`` its valid frames."""
         if self.norm_kind == "group_norm":
-            if lengths is None:
-                x = F.group_norm(
-                    x.float(), x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps
-                ).type_as(x)
-            else:
+            if lengths is not None:
                 valid = (~lengths_to_padding_mask(lengths, x.shape[-1]))[:, None, :].to(
                     torch.float32
                 )
-                x = masked_group_norm(x, valid, self.norm, self.stats_dtype)
+                x = masked_group_norm(x, valid, self.norm)
+            elif self.stats_dtype != torch.float32:
+                x = wide_stats_group_norm(x, self.norm, self.stats_dtype)
+            else:
+                x = F.group_norm(
+                    x.float(), x.shape[1], self.norm.weight, self.norm.bias, self.norm.eps
+                ).type_as(x)
         elif self.norm_kind == "layer_norm":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
