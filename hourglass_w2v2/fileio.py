@@ -5,13 +5,15 @@ through :func:`atomic_write` or :func:`atomic_output`: the data goes to a hidden
 the same directory, is fsynced and renamed over the final name, so a crash or a full disk never
 leaves half a file under a real name and the previous version stays intact. A process killed
 mid-write leaves only a hidden ``.<name>.<8 chars>.tmp`` file, which
-:func:`remove_stale_temp_files` clears at the next start.
+:func:`remove_stale_temp_files` clears at the next start. Folders written as a whole (Shar
+shards, the synth corpus) go through :func:`atomic_output_dir` in the same way.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +53,33 @@ def atomic_output(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+@contextmanager
+def atomic_output_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty folder ``.<name>.partial`` next to ``path`` to fill; on success rename it
+    to ``path``, on an exception remove it.
+
+    Readers see no ``path`` or the whole of it. A partial folder a killed run left is removed
+    first. An existing ``path`` is an error (FileExistsError, before any work), or with
+    ``replace`` is removed just before the rename.
+    """
+    path = Path(path)
+    if path.exists() and not replace:
+        raise FileExistsError(f"{path} exists; remove it to write it again")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if replace:
+            shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_directory(path.parent)
 

@@ -9,6 +9,7 @@ import pytest
 
 from hourglass_w2v2.fileio import (
     atomic_output,
+    atomic_output_dir,
     atomic_write,
     atomic_write_text,
     parse_yaml,
@@ -92,6 +93,29 @@ def test_a_killed_write_with_a_kept_suffix_is_cleaned_up(tmp_path):
     assert [p.name for p in remove_stale_temp_files(tmp_path)] == [
         ".cuts.jsonl.gz.ab12cd34.tmp.jsonl.gz"
     ]
+
+
+def test_atomic_output_dir_publishes_the_whole_folder_or_nothing(tmp_path):
+    out = tmp_path / "shards"
+    (tmp_path / ".shards.partial").mkdir()  # left by a killed run
+    (tmp_path / ".shards.partial" / "stale").write_text("old")
+    with pytest.raises(RuntimeError), atomic_output_dir(out) as tmp:
+        (tmp / "a").write_text("1")
+        assert not out.exists()  # nothing under the real name while it is written
+        raise RuntimeError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with atomic_output_dir(out) as tmp:
+        assert list(tmp.iterdir()) == []  # the killed run's leftovers are gone
+        (tmp / "a").write_text("1")
+    assert [p.name for p in tmp_path.iterdir()] == ["shards"] and (out / "a").read_text() == "1"
+    with pytest.raises(FileExistsError, match="shards exists"), atomic_output_dir(out):
+        pass
+    with atomic_output_dir(out, replace=True) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["b"]
+    with pytest.raises(RuntimeError), atomic_output_dir(out, replace=True) as tmp:
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in out.iterdir()) == ["b"]  # a failed replace keeps the old one
 
 
 def test_parse_yaml_reads_exponents_without_a_dot_as_floats():

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 from lhotse import CutSet
+
+from hourglass_w2v2.fileio import atomic_output_dir
 
 SHAR_AUDIO_FORMAT = "flac"  # lossless, so Shar training reads the samples the FLAC path reads
 
@@ -63,15 +63,9 @@ def write_shar(cut_paths: list[str | Path], out_dir: str | Path, shard_size: int
         raise ValueError(f"no cuts in {', '.join(map(str, cut_paths))}")
     if seed is not None:
         cuts = cuts.shuffle(random.Random(seed))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir) as tmp:
         written = cuts.to_shar(tmp, fields={"recording": SHAR_AUDIO_FORMAT},
                                shard_size=shard_size, num_jobs=num_jobs)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     hours = sum(c.duration for c in cuts) / 3600
     logging.info("%s: %d shards of up to %d cuts, %d cuts, %.3f h", out_dir,
                  len(written["cuts"]), shard_size, len(cuts), hours)

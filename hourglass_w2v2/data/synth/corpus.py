@@ -19,6 +19,7 @@ import multiprocessing
 import random
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from hourglass_w2v2.data.synth.grammar import SentenceGrammar, build_lexicon, unique_sentences
-from hourglass_w2v2.fileio import atomic_output
+from hourglass_w2v2.fileio import atomic_output, atomic_output_dir, atomic_write_text
 from hourglass_w2v2.lang.lm import NGrams, backoff_logprob, read_arpa, train_arpa
 from hourglass_w2v2.models import SAMPLE_RATE
 
@@ -259,7 +260,8 @@ def generate_corpus(out_dir: str | Path, size: str | CorpusSize = "default", see
                     num_jobs: int = 2, force: bool = False) -> dict:
     """Generate the corpus under ``out_dir`` and return its statistics (also saved as JSON).
 
-    Writes ``out_dir/LibriSpeech`` (built as ``.LibriSpeech.partial`` and renamed when complete)
+    Writes ``out_dir/LibriSpeech`` (built as ``.LibriSpeech.partial`` and renamed when complete,
+    :func:`~hourglass_w2v2.fileio.atomic_output_dir`)
     and ``out_dir/lm/lm-norm.txt``. Skips all work when both exist, unless ``force``. The
     statistics include the vocabulary size and the perplexity of a 3-gram (and, for scale, a
     1-gram) trained on the LM text, measured on the test sentences.
@@ -288,73 +290,66 @@ def generate_corpus(out_dir: str | Path, size: str | CorpusSize = "default", see
     lm_sentences = sentences["train-clean-100"] + unique_sentences(
         grammar, rng, corpus_size.lm_sentences, used)
 
-    lm_text.parent.mkdir(parents=True, exist_ok=True)
-    lm_partial = lm_text.with_name(f".{lm_text.name}.partial")
-    lm_partial.write_text("\n".join(lm_sentences) + "\n")
     logging.info(f"Training 3-gram and 1-gram LMs on {len(lm_sentences)} LM-text sentences")
     test_sentences = sentences["test-clean"] + sentences["test-other"]
     ppl = {}
-    for order in (3, 1):
-        arpa = lm_text.with_name(f".{order}-gram.arpa.partial")
-        train_arpa([lm_partial], order, arpa)
-        ppl[order] = perplexity(read_arpa(arpa), test_sentences)
-        arpa.unlink()
+    with tempfile.TemporaryDirectory() as scratch:
+        text = Path(scratch) / lm_text.name
+        text.write_text("\n".join(lm_sentences) + "\n")
+        for order in (3, 1):
+            train_arpa([text], order, Path(scratch) / f"{order}-gram.arpa")
+            ppl[order] = perplexity(read_arpa(Path(scratch) / f"{order}-gram.arpa"), test_sentences)
     vocabulary = {w for s in lm_sentences for w in s.split()}
 
-    partial = out_dir / ".LibriSpeech.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    jobs, transcripts = _plan_jobs(rng, partial, speakers, sentences, corpus_size, seed)
-    for trans_path, lines in transcripts.items():
-        trans_path.parent.mkdir(parents=True, exist_ok=True)
-        trans_path.write_text("\n".join(lines) + "\n")
+    with atomic_output_dir(root, replace=True) as partial:
+        jobs, transcripts = _plan_jobs(rng, partial, speakers, sentences, corpus_size, seed)
+        for trans_path, lines in transcripts.items():
+            trans_path.parent.mkdir(parents=True, exist_ok=True)
+            trans_path.write_text("\n".join(lines) + "\n")
 
-    logging.info(f"Synthesising {len(jobs)} utterances with {num_jobs} processes")
-    num_samples: dict[str, int] = {}
-    if num_jobs > 1:
-        with multiprocessing.get_context("fork").Pool(num_jobs) as pool:
-            for path, n in tqdm(pool.imap_unordered(render_utterance, jobs, chunksize=8),
-                                total=len(jobs), desc="espeak-ng"):
-                num_samples[path] = n
-    else:
-        for job in tqdm(jobs, desc="espeak-ng"):
-            num_samples[job.path] = render_utterance(job)[1]
+        logging.info(f"Synthesising {len(jobs)} utterances with {num_jobs} processes")
+        num_samples: dict[str, int] = {}
+        if num_jobs > 1:
+            with multiprocessing.get_context("fork").Pool(num_jobs) as pool:
+                for path, n in tqdm(pool.imap_unordered(render_utterance, jobs, chunksize=8),
+                                    total=len(jobs), desc="espeak-ng"):
+                    num_samples[path] = n
+        else:
+            for job in tqdm(jobs, desc="espeak-ng"):
+                num_samples[job.path] = render_utterance(job)[1]
 
-    subset_stats = {}
-    for subset in SUBSETS:
-        seconds = sum(n for p, n in num_samples.items()
-                      if Path(p).relative_to(partial).parts[0] == subset) / SAMPLE_RATE
-        subset_stats[subset] = {
-            "speakers": len(speakers[subset]),
-            "utterances": len(sentences[subset]),
-            "hours": round(seconds / 3600, 4),
+        subset_stats = {}
+        for subset in SUBSETS:
+            seconds = sum(n for p, n in num_samples.items()
+                          if Path(p).relative_to(partial).parts[0] == subset) / SAMPLE_RATE
+            subset_stats[subset] = {
+                "speakers": len(speakers[subset]),
+                "utterances": len(sentences[subset]),
+                "hours": round(seconds / 3600, 4),
+            }
+        speaker_lines = [
+            f"{s.speaker_id:<5}| {s.sex} | {subset:<16}| "
+            f"{subset_stats[subset]['hours'] * 60 / len(speakers[subset]):6.2f} | "
+            f"{s.voice} rate={s.rate} pitch={s.pitch} gap={s.word_gap} tilt={s.noise_tilt} "
+            f"snr={s.snr_db[0]}-{s.snr_db[1]}dB"
+            for subset in SUBSETS for s in speakers[subset]
+        ]
+        (partial / "SPEAKERS.TXT").write_text(
+            "; Synthetic speakers (espeak-ng settings)\n"
+            "; ID  |SEX| SUBSET          |MINUTES| VOICE\n" + "\n".join(speaker_lines) + "\n")
+        stats = {
+            "seed": seed,
+            "size": asdict(corpus_size),
+            "subsets": subset_stats,
+            "lm_text_sentences": len(lm_sentences),
+            "vocabulary_size": len(vocabulary),
+            "grammar_vocabulary_size": len(grammar.lex.vocabulary()),
+            "test_3gram_perplexity": round(ppl[3].perplexity, 2),
+            "test_1gram_perplexity": round(ppl[1].perplexity, 2),
+            "test_oov_words": ppl[3].num_oov,
+            "test_words": ppl[3].num_words,
+            "generation_seconds": round(time.time() - start, 1),
         }
-    speaker_lines = [
-        f"{s.speaker_id:<5}| {s.sex} | {subset:<16}| "
-        f"{subset_stats[subset]['hours'] * 60 / len(speakers[subset]):6.2f} | "
-        f"{s.voice} rate={s.rate} pitch={s.pitch} gap={s.word_gap} tilt={s.noise_tilt} "
-        f"snr={s.snr_db[0]}-{s.snr_db[1]}dB"
-        for subset in SUBSETS for s in speakers[subset]
-    ]
-    (partial / "SPEAKERS.TXT").write_text(
-        "; Synthetic speakers (espeak-ng settings)\n; ID  |SEX| SUBSET          |MINUTES| VOICE\n"
-        + "\n".join(speaker_lines) + "\n")
-    stats = {
-        "seed": seed,
-        "size": asdict(corpus_size),
-        "subsets": subset_stats,
-        "lm_text_sentences": len(lm_sentences),
-        "vocabulary_size": len(vocabulary),
-        "grammar_vocabulary_size": len(grammar.lex.vocabulary()),
-        "test_3gram_perplexity": round(ppl[3].perplexity, 2),
-        "test_1gram_perplexity": round(ppl[1].perplexity, 2),
-        "test_oov_words": ppl[3].num_oov,
-        "test_words": ppl[3].num_words,
-        "generation_seconds": round(time.time() - start, 1),
-    }
-    stats_tmp = partial / "SYNTH-CORPUS.json"
-    stats_tmp.write_text(json.dumps(stats, indent=2) + "\n")
-
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    lm_partial.rename(lm_text)
+        (partial / "SYNTH-CORPUS.json").write_text(json.dumps(stats, indent=2) + "\n")
+    atomic_write_text(lm_text, "\n".join(lm_sentences) + "\n")  # last: it marks the corpus done
     return stats
