@@ -58,15 +58,24 @@ class GraphSearch:
 
     def best_path(self, log_probs: np.ndarray, lm_scale: float = 1.0) -> list[int]:
         """Output labels (units for H, words for HL/HLG) of the best path; ``(T, V)`` input."""
+        return self.align(log_probs, lm_scale)[0]
+
+    def align(self, log_probs: np.ndarray, lm_scale: float = 1.0) -> tuple[list[int], np.ndarray]:
+        """The best path's output labels and its unit per frame (``(T,)``, blank 0): the CTC
+        alignment word times are read from."""
+        none = ([], np.zeros(0, np.int64))
         if len(log_probs) == 0:
-            return []
+            return none
         scaled = np.ascontiguousarray(log_probs / lm_scale, dtype=np.float32)
         self._faster.decode(kaldi_decoder.DecodableCtc(scaled))
         ok, path = self._faster.get_best_path()
         if not ok:
-            return []
-        ok, _, olabels, _ = kaldifst.get_linear_symbol_sequence(path)
-        return list(olabels) if ok else []
+            return none
+        ok, ilabels, olabels, _ = kaldifst.get_linear_symbol_sequence(path)
+        if not ok:
+            return none
+        # input label i reads unit i - 1 (0 is epsilon)
+        return list(olabels), np.asarray([i - 1 for i in ilabels if i > 0], dtype=np.int64)
 
     def lattice(self, log_probs: np.ndarray) -> kaldifst.Lattice | None:
         """The pruned raw lattice at LM scale 1 (None for an empty input or a failed search)."""

@@ -21,14 +21,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import kaldi_decoder
-import kaldifst
 import numpy as np
 import soundfile as sf
 import torch
 
 from hourglass_w2v2.decoding.graph import load_graph
-from hourglass_w2v2.decoding.search import SearchOptions
+from hourglass_w2v2.decoding.search import GraphSearch, SearchOptions
+from hourglass_w2v2.greedy import ctc_greedy_search
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 from hourglass_w2v2.models import SAMPLE_RATE
 
@@ -224,18 +223,10 @@ class Transcriber:
         self.window = int(round(window * SAMPLE_RATE / FRAME_SHIFT)) * FRAME_SHIFT
         self.context = int(round(context * SAMPLE_RATE / FRAME_SHIFT)) * FRAME_SHIFT
         self.words: dict[int, str] = {}
-        self.decoder = None
+        self.graph_search: GraphSearch | None = None
         if method == "1best":
             lang_dir = tokenizer.lang_dir
-            o = options or SearchOptions()
-            # the decoder keeps only a reference to the graph: it must outlive the decoder
-            self.graph = load_graph(lang_dir / f"{graph}.fst")
-            self.decoder = kaldi_decoder.FasterDecoder(
-                self.graph,
-                kaldi_decoder.FasterDecoderOptions(
-                    beam=o.beam, max_active=o.max_active, min_active=o.min_active
-                ),
-            )
+            self.graph_search = GraphSearch(load_graph(lang_dir / f"{graph}.fst"), options)
             if graph != "H":
                 self.words = {i: w for w, i in read_token_table(lang_dir / "words.txt").items()}
 
@@ -271,19 +262,13 @@ class Transcriber:
 
     def search(self, log_probs: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Words and the frame-level unit alignment of the best path."""
-        if self.decoder is None or len(log_probs) == 0:
-            frames = log_probs.argmax(-1) if len(log_probs) else np.zeros(0, np.int64)
-            units = [int(u) for u in frames]
-            ids = [u for i, u in enumerate(units) if u != 0 and (i == 0 or units[i - 1] != u)]
-            return self.tokenizer.decode(ids).split(), frames
-        scaled = np.ascontiguousarray(log_probs / self.lm_scale, dtype=np.float32)
-        self.decoder.decode(kaldi_decoder.DecodableCtc(scaled))
-        ok, path = self.decoder.get_best_path()
-        if not ok:
+        if len(log_probs) == 0:
             return [], np.zeros(0, np.int64)
-        ok, ilabels, olabels, _ = kaldifst.get_linear_symbol_sequence(path)
-        # input label i reads unit i - 1 (graphs keep 0 for epsilon)
-        frames = np.asarray([i - 1 for i in ilabels if i > 0], dtype=np.int64)
+        if self.graph_search is None:
+            lp = torch.from_numpy(log_probs)[None]
+            ids = ctc_greedy_search(lp, blank_id=self.tokenizer.blank_id)[0]
+            return self.tokenizer.decode(ids).split(), log_probs.argmax(-1)
+        olabels, frames = self.graph_search.align(log_probs, self.lm_scale)
         if not self.words:
             return self.tokenizer.decode(list(olabels)).split(), frames
         return [self.words[o] for o in olabels], frames
