@@ -35,7 +35,7 @@ class SearchOptions:
 
     beam: float = 16.0
     # CTC posteriors are peaky, so few tokens survive on a good model; the limit matters on a
-    # weak one, where 7000 (Kaldi's HMM default) makes HLG search ~20x slower than 1000
+    # weak one, where 7000 (Kaldi's HMM default) makes HLG search many times slower than 1000
     max_active: int = 1000
     min_active: int = 30
     lattice_beam: float = 8.0
