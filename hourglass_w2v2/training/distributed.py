@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +86,25 @@ def all_reduce_sum_by_name(sums: dict[str, torch.Tensor]) -> dict[str, float]:
     """Sum scalar tensors over ranks by name; return the sums as floats.
 
     Every rank packs its values in the sorted order of their names, so a value always meets the
-    values of the same name on the other ranks, whatever order each rank made its dict in.
+    values of the same name on the other ranks, whatever order each rank made its dict in. A rank
+    with other names (a metric only some ranks log) raises a RuntimeError on every rank, naming
+    its names, instead of summing unlike values or hanging on tensors of unequal size.
     """
     names = sorted(sums)
     packed = torch.stack([sums[k].double().reshape(()) for k in names])
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        # count and CRC-32 of the names: < 2^32 each, so their sum over ranks is exact in float64
+        own = torch.tensor(
+            [len(names), zlib.crc32("\0".join(names).encode())],
+            dtype=torch.float64,
+            device=packed.device,
+        )
+        total = all_reduce_sum(own.clone())
+        if not torch.equal(total, own * dist.get_world_size()):
+            raise RuntimeError(
+                f"rank {dist.get_rank()}: the ranks log different metrics (this rank: "
+                f"{', '.join(names)}); every rank must report the same names each update"
+            )
     all_reduce_sum(packed)
     return dict(zip(names, packed.tolist(), strict=True))
 

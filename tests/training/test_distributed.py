@@ -1,4 +1,5 @@
-"""Metrics are summed over ranks by name, whatever order each rank listed them in."""
+"""Metrics are summed over ranks by name, whatever order each rank listed them in; ranks that
+log different names fail loudly instead of hanging."""
 
 from __future__ import annotations
 
@@ -34,3 +35,27 @@ def test_sums_meet_by_name_across_ranks(tmp_path):
 def test_one_process_returns_the_values_as_floats():
     sums = {"b": torch.tensor(2.0), "a": torch.tensor(1, dtype=torch.int64)}
     assert all_reduce_sum_by_name(sums) == {"a": 1.0, "b": 2.0}
+
+
+def _rank_other_names(rank: int, init_file: str, out: dict) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        # rank 1 has a metric rank 0 lacks, and one fewer of the same count: both must fail
+        names = ["loss", "accuracy"] if rank == 0 else ["loss", "blank_share", "accuracy"]
+        sums = {k: torch.tensor(1.0, dtype=torch.float64) for k in names}
+        try:
+            all_reduce_sum_by_name(sums)
+            out[rank] = "no error"
+        except RuntimeError as e:
+            out[rank] = str(e)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_with_other_metric_names_fail_on_every_rank(tmp_path):
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_rank_other_names, args=(str(tmp_path / "init"), out), nprocs=2, join=True)
+        got = dict(out)
+    assert got[0].startswith("rank 0: the ranks log different metrics (this rank: accuracy, loss)")
+    assert got[1].startswith("rank 1: the ranks log different metrics (this rank: accuracy, blank")
