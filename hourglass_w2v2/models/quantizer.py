@@ -47,6 +47,9 @@ class GumbelVectorQuantizer(nn.Module):
         self.num_vars, self.groups = num_vars, groups
         self.max_temp, self.min_temp, self.temp_decay = temperature
         self.temperature = float(self.max_temp)
+        # the same value as a tensor for forward: torch.compile guards on a float attribute's
+        # value and recompiles when the anneal changes it
+        self.register_buffer("tau", torch.tensor(self.temperature), persistent=False)
         self.codebook = nn.Parameter(torch.empty(1, groups * num_vars, vq_dim // groups))
         self.weight_proj = nn.Linear(input_dim, groups * num_vars)
         # fairseq's U[0, 1), or the same spread centred on 0 (see ModelConfig.codebook_init)
@@ -58,6 +61,7 @@ class GumbelVectorQuantizer(nn.Module):
     def set_num_updates(self, num_updates: int) -> None:
         """Anneal the temperature to its value at update ``num_updates``."""
         self.temperature = max(self.max_temp * self.temp_decay**num_updates, self.min_temp)
+        self.tau.fill_(self.temperature)
 
     def forward(self, x: Tensor) -> QuantizerOutput:
         """x (N, C) frames -> quantized (N, vq_dim) and perplexities over those N frames."""
@@ -71,7 +75,7 @@ class GumbelVectorQuantizer(nn.Module):
         avg_probs = logits.softmax(-1).view(n, self.groups, self.num_vars).mean(0)
         prob_ppl = perplexity(avg_probs)
         if self.training:
-            weights = F.gumbel_softmax(logits, tau=self.temperature, hard=True)
+            weights = F.gumbel_softmax(logits, tau=self.tau, hard=True)
         else:
             weights = hard
         weights = weights.view(n, self.groups, self.num_vars).to(self.codebook.dtype)

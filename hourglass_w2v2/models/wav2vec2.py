@@ -36,7 +36,7 @@ class PretrainOutput:
     accuracy: Tensor  # fraction of masked frames whose positive scores highest
     code_perplexity: Tensor
     prob_perplexity: Tensor
-    temperature: float
+    temperature: Tensor  # the Gumbel temperature of this update (a tensor: see the quantizer)
     num_masked: int
     sample_size: int  # frames the loss is averaged over (= num_masked)
     # mean cosine between two different targets of the same utterance: near 1, every candidate
@@ -331,7 +331,7 @@ class Wav2Vec2Pretrain(Wav2Vec2Backbone):
             accuracy=accuracy,
             code_perplexity=q.code_perplexity.detach(),
             prob_perplexity=q.prob_perplexity.detach(),
-            temperature=float(self.quantizer.temperature),
+            temperature=self.quantizer.tau.detach().clone(),
             num_masked=num_masked,
             sample_size=num_masked,
             target_similarity=target_similarity,

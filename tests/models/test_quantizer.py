@@ -80,3 +80,22 @@ def test_codebook_init_uniform_is_fairseqs_and_centered_removes_the_shared_mean(
     assert abs(mean_cosine(centered)) < 0.05
     with pytest.raises(ValueError, match="codebook_init"):
         ModelConfig.preset("tiny", codebook_init="centred")
+
+
+def test_annealing_does_not_recompile_a_compiled_quantizer():
+    """The temperature reaches forward as a tensor: torch.compile guards on a float
+    attribute's value and recompiles when the anneal changes it."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    q = GumbelVectorQuantizer(16, num_vars=8, groups=2, vq_dim=8).train()
+    counter = CompileCounter()
+    compiled = torch.compile(q, backend=counter)
+    x = torch.randn(5, 16)
+    for update in range(4):
+        q.set_num_updates(update * 1000)
+        torch.manual_seed(0)
+        got = compiled(x).x
+        torch.manual_seed(0)
+        assert torch.equal(got, q(x).x)  # the same draw as eager at this temperature
+    assert q.tau.item() < 2.0 and counter.frame_count == 1
