@@ -247,10 +247,20 @@ def readme_text(
             *_DECODE_ONE_FILE,
             "```",
             "",
-            "The C++ binary takes the same files: `sherpa-onnx-offline "
-            f"--omnilingual-asr-model={model} --tokens=tokens.txt --ctc.graph={graph} audio.wav`.",
-            "",
         ]
+    cpp = f"sherpa-onnx-offline --omnilingual-asr-model={model} --tokens=tokens.txt --num-threads=2"
+    lines += [
+        "## sherpa-onnx's C++ binary (pip install sherpa-onnx-bin, or a sherpa-onnx build)",
+        "",
+        "It prints one JSON line per file (`text`, token `timestamps`). Greedy search"
+        + (f", then the search of `{graph}`:" if graph else ":"),
+        "",
+        "```sh",
+        f"{cpp} audio.wav",
+        *([f"{cpp} --ctc.graph={graph} --ctc.max-active=1000 audio.wav"] if graph else []),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -140,19 +140,30 @@ def test_group_norm_on_raw_audio_is_exported_with_the_caveat(
 
 
 def test_readme_commands_decode_as_sherpa_ctc(tmp_path, toy_lang, helpers):
-    """The Python blocks of the folder's README, run as a user would (cwd = the folder, a WAV
-    named audio.wav), print the words SherpaCtc (what the equality tests use) gives."""
+    """The Python blocks and the C++ command lines of the folder's README, run as a user would
+    (cwd = the folder, a WAV named audio.wav, sherpa-onnx-bin's binary on PATH), print the words
+    SherpaCtc (what the equality tests use) gives."""
+    import json
+    import os
     import re
+    import shlex
     import subprocess
     import sys
+    from pathlib import Path
 
     import soundfile as sf
 
     exp = helpers.make_exp(tmp_path / "exp", toy_lang, "tiny", "layer_norm", True)
     out = tmp_path / "out"
     export_cli.main(["--exp-dir", str(exp), "--format", "onnx", "--out", str(out)])
-    blocks = re.findall(r"```python\n(.*?)```", (out / "README.md").read_text(), re.S)
+    readme = (out / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     assert len(blocks) == 2  # greedy, HLG
+    (shell,) = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    commands = [shlex.split(line) for line in shell.splitlines()]
+    assert len(commands) == 2 and all(c[0] == "sherpa-onnx-offline" for c in commands)
+    # the dev extra's sherpa-onnx-bin puts the binary next to this interpreter
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     greedy, hlg = SherpaCtc(out), SherpaCtc(out, graph="HLG.fst")
     words = 0
     for samples in helpers.utterances(3, seed=4):
@@ -163,6 +174,16 @@ def test_readme_commands_decode_as_sherpa_ctc(tmp_path, toy_lang, helpers):
             ).stdout.split()
             for block in blocks
         ]
-        assert printed == [greedy.words(samples), hlg.words(samples)]
+        expected = [greedy.words(samples), hlg.words(samples)]
+        assert printed == expected
+        from_cpp = [
+            json.loads(
+                subprocess.run(
+                    cmd, cwd=out, env=env, capture_output=True, text=True, check=True
+                ).stdout
+            )["text"].split()
+            for cmd in commands
+        ]
+        assert from_cpp == expected
         words += len(printed[0]) + len(printed[1])
     assert words > 0  # not only empty transcripts
