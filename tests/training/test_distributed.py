@@ -9,25 +9,35 @@ import torch.multiprocessing as mp
 
 from hourglass_w2v2.training.distributed import all_reduce_sum_by_name
 
+VALUES = {"loss": 1.5, "accuracy": 0.25, "_sample_size": 10.0}
 
-def _rank(rank: int, init_file: str, out: dict) -> None:
+
+def _rank(rank: int, init_file: str, out: dict, names_per_rank: list[list[str]]) -> None:
+    """Sum ``VALUES`` (times rank + 1) of this rank's names; the sums or the error go to out."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        # the two ranks build their dicts in opposite orders
-        names = ["loss", "accuracy", "_sample_size"]
-        values = {"loss": 1.5, "accuracy": 0.25, "_sample_size": 10.0}
-        order = names if rank == 0 else names[::-1]
-        sums = {k: torch.tensor(values[k] * (rank + 1), dtype=torch.float64) for k in order}
-        out[rank] = all_reduce_sum_by_name(sums)
+        names = names_per_rank[rank]
+        sums = {k: torch.tensor(VALUES[k] * (rank + 1), dtype=torch.float64) for k in names}
+        try:
+            out[rank] = all_reduce_sum_by_name(sums)
+        except RuntimeError as e:
+            out[rank] = str(e)
     finally:
         dist.destroy_process_group()
 
 
-def test_sums_meet_by_name_across_ranks(tmp_path):
+def run_two_ranks(tmp_path, names_per_rank: list[list[str]]) -> dict:
     with mp.Manager() as manager:
         out = manager.dict()
-        mp.spawn(_rank, args=(str(tmp_path / "init"), out), nprocs=2, join=True)
-        got = dict(out)
+        args = (str(tmp_path / "init"), out, names_per_rank)
+        mp.spawn(_rank, args=args, nprocs=2, join=True)
+        return dict(out)
+
+
+def test_sums_meet_by_name_across_ranks(tmp_path):
+    # the two ranks build their dicts in opposite orders
+    names = ["loss", "accuracy", "_sample_size"]
+    got = run_two_ranks(tmp_path, [names, names[::-1]])
     expected = {"loss": 4.5, "accuracy": 0.75, "_sample_size": 30.0}
     assert got[0] == got[1] == expected
 
@@ -37,25 +47,8 @@ def test_one_process_returns_the_values_as_floats():
     assert all_reduce_sum_by_name(sums) == {"a": 1.0, "b": 2.0}
 
 
-def _rank_other_names(rank: int, init_file: str, out: dict) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        # rank 1 has a metric rank 0 lacks, and one fewer of the same count: both must fail
-        names = ["loss", "accuracy"] if rank == 0 else ["loss", "blank_share", "accuracy"]
-        sums = {k: torch.tensor(1.0, dtype=torch.float64) for k in names}
-        try:
-            all_reduce_sum_by_name(sums)
-            out[rank] = "no error"
-        except RuntimeError as e:
-            out[rank] = str(e)
-    finally:
-        dist.destroy_process_group()
-
-
 def test_ranks_with_other_metric_names_fail_on_every_rank(tmp_path):
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(_rank_other_names, args=(str(tmp_path / "init"), out), nprocs=2, join=True)
-        got = dict(out)
+    # rank 1 has a metric rank 0 lacks: unequal sizes, which would hang or misalign the sums
+    got = run_two_ranks(tmp_path, [["loss", "accuracy"], ["loss", "_sample_size", "accuracy"]])
     assert got[0].startswith("rank 0: the ranks log different metrics (this rank: accuracy, loss)")
-    assert got[1].startswith("rank 1: the ranks log different metrics (this rank: accuracy, blank")
+    assert got[1].startswith("rank 1: the ranks log different metrics (this rank: _sample_size")
