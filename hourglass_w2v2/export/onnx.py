@@ -53,7 +53,7 @@ class RawAudioCtc(nn.Module):
         self.model.encoder.pos_conv.impl = "conv"
         # onnxruntime's fp32 sums over a long utterance's frames are less exact than torch's
         for block in self.model.feature_extractor.conv_layers:
-            block.stats_dtype = torch.float64
+            block.blocked_stats = True
         self.normalize = normalize
 
     def forward(self, samples: Tensor) -> Tensor:

@@ -1,9 +1,10 @@
 """Feature extractor: lengths, masked group norm, gradient multiplier."""
 
+import pytest
 import torch
 
 from hourglass_w2v2.models.config import W2V2_CONV_LAYERS
-from hourglass_w2v2.models.extractor import FeatureExtractor, GradMultiply
+from hourglass_w2v2.models.extractor import FeatureExtractor, GradMultiply, blocked_group_norm
 
 SMALL = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
 
@@ -38,3 +39,21 @@ def test_grad_multiply_scales_gradient():
     x = torch.randn(3, requires_grad=True)
     GradMultiply.apply(x, 0.1).sum().backward()
     torch.testing.assert_close(x.grad, torch.full((3,), 0.1))
+
+
+@pytest.mark.parametrize("frames", [1, 255, 256, 257, 100_000])
+def test_blocked_group_norm_equals_a_float64_group_norm(frames):
+    """The exported graphs' group norm (block sums in float32, their total in float64) against
+    torch's group norm in float64, on channels with offsets up to 5x their spread and lengths
+    that are not whole blocks."""
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(8, 8)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(2, 8, frames) * torch.rand(1, 8, 1) * 3 + torch.randn(1, 8, 1) * 5
+    ref = torch.nn.functional.group_norm(
+        x.double(), 8, norm.weight.double(), norm.bias.double(), norm.eps
+    )
+    got = blocked_group_norm(x, norm)
+    assert got.dtype == torch.float32 and got.shape == x.shape
+    assert (got.double() - ref).abs().max().item() < 1e-5
