@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[list[str], int | None]] = {
     "workers0": (["data.num_workers=0"], None),
     "workers2": (["data.num_workers=2"], None),
     "threads1": ([], 1),
+    "polyphase": (["trainer.polyphase_conv_backward=true"], None),
     "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
     "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
     "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
@@ -148,7 +149,7 @@ def _import_trainer():
     from hourglass_w2v2.training.config import load_config
     from hourglass_w2v2.training.optim import build_optimizer
     from hourglass_w2v2.training.pretrain_task import PretrainTask
-    from hourglass_w2v2.training.trainer import PRECISIONS, Trainer
+    from hourglass_w2v2.training.trainer import PRECISIONS, Trainer, enable_polyphase_backward
 
     class TimedTrainer(Trainer):
         """The trainer, recording per update its loss, audio and wall time, and keeping the
@@ -180,20 +181,30 @@ def _import_trainer():
         def run_validation(self) -> dict[str, float]:
             return {}  # validation is outside the training throughput
 
-    return load_config, build_optimizer, PretrainTask, PRECISIONS, TimedTrainer
+    return (
+        load_config,
+        build_optimizer,
+        PretrainTask,
+        PRECISIONS,
+        TimedTrainer,
+        enable_polyphase_backward,
+    )
 
 
 def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]:
     """(audio seconds, wall seconds) of a bare forward+backward+clip+step loop over ``groups``.
 
-    The model, optimizer, precision and compilation are the config's; the first ``warmup``
-    updates are run but not timed. No data loading, RNG reseeding, metrics or logging.
+    The model, optimizer, precision, compilation and polyphase setting are the config's; the
+    first ``warmup`` updates are run but not timed. No data loading, RNG reseeding, metrics or
+    logging.
     """
-    _, build_optimizer, PretrainTask, PRECISIONS, _ = _import_trainer()
+    _, build_optimizer, PretrainTask, PRECISIONS, _, enable_polyphase_backward = _import_trainer()
     torch.manual_seed(cfg.trainer.seed)
     task = PretrainTask(cfg)
     model = task.build_model()
     model.train()
+    if cfg.trainer.polyphase_conv_backward:
+        enable_polyphase_backward(model)
     optimizer = build_optimizer(model, cfg.optim)
     step_model = torch.compile(model) if cfg.trainer.compile else model
     dtype = PRECISIONS[cfg.trainer.precision]
@@ -230,7 +241,7 @@ def run_trainer(
     throughput of the trainer and of :func:`bare_loop` over the ``bare_updates`` updates that
     follow the warm-up (the same batches).
     """
-    load_config, _, PretrainTask, _, TimedTrainer = _import_trainer()
+    load_config, _, PretrainTask, _, TimedTrainer, _ = _import_trainer()
     if updates <= warmup:
         raise ValueError(f"--updates ({updates}) must be more than --warmup ({warmup})")
     manifests = config.parent.parent / "data" / "manifests"

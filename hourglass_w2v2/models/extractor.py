@@ -82,6 +82,50 @@ def blocked_group_norm(x: Tensor, norm: nn.GroupNorm, block: int = 256) -> Tenso
     return centred * scale.to(x.dtype) + norm.bias[None, :, None].to(x.dtype)
 
 
+#: output frames from which the polyphase input gradient beats oneDNN's strided one on CPU
+POLYPHASE_MIN_FRAMES = 2000
+
+
+def polyphase_input_grad(grad: Tensor, weight: Tensor, stride: int, length: int) -> Tensor:
+    """Gradient of ``conv1d(x, weight, stride=stride)`` with respect to x (B, C_in, length).
+
+    Input sample ``stride * t + r`` reads the taps ``weight[..., r + stride * j]`` at output
+    frames ``t - j``, so each of the ``stride`` phases is a stride-1 convolution of ``grad``
+    with its taps reversed; the phases are then interleaved. The same sums as the transposed
+    convolution, about 5x faster than oneDNN's strided one for the extractor's long inputs.
+    """
+    out = grad.new_zeros(grad.shape[0], weight.shape[1], length)
+    for r in range(stride):
+        taps = weight[:, :, r::stride].flip(-1).transpose(0, 1)  # (C_in, C_out, J)
+        phase = F.conv1d(grad, taps, padding=taps.shape[-1] - 1)
+        n = min(phase.shape[-1], (length - r + stride - 1) // stride)
+        out[:, :, r::stride][:, :, :n] = phase[:, :, :n]
+    return out
+
+
+class _PolyphaseConv1d(torch.autograd.Function):
+    """conv1d without bias whose input gradient is :func:`polyphase_input_grad`."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, stride: int) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride = stride
+        return F.conv1d(x, weight, stride=stride)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        x, weight = ctx.saved_tensors
+        s = ctx.stride
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = polyphase_input_grad(grad, weight, s, x.shape[-1])
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [s], [0], [1], False, [0], 1, [False, True, False]
+            )[1]
+        return grad_x, grad_w, None
+
+
 class ConvBlock(nn.Module):
     """Conv1d -> optional norm (group norm over time, or layer norm over channels) -> GELU."""
 
@@ -91,6 +135,7 @@ class ConvBlock(nn.Module):
         self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=bias)
         self.norm_kind = norm
         self.blocked_stats = False  # exported graphs: see blocked_group_norm
+        self.polyphase_backward = False  # CPU training: see polyphase_input_grad
         if norm == "group_norm":
             self.norm: nn.Module | None = nn.GroupNorm(out_dim, out_dim, affine=True)
         elif norm == "layer_norm":
@@ -100,7 +145,21 @@ class ConvBlock(nn.Module):
 
     def convolve(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """The conv alone: x (B, C_in, S) -> (B, C_out, S'); valid samples -> valid frames."""
-        x = self.conv(x)
+        conv = self.conv
+        frames = (x.shape[-1] - self.kernel) // self.stride + 1
+        if (
+            self.polyphase_backward
+            and x.requires_grad
+            and x.device.type == "cpu"
+            and self.stride > 1
+            and conv.groups == 1
+            and frames >= POLYPHASE_MIN_FRAMES
+        ):
+            x = _PolyphaseConv1d.apply(x, conv.weight, self.stride)
+            if conv.bias is not None:
+                x = x + conv.bias[:, None]
+        else:
+            x = conv(x)
         if lengths is not None:
             lengths = torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
             lengths = lengths.clamp(min=0)

@@ -229,6 +229,8 @@ class TrainerConfig:
     max_consecutive_nonfinite: int = checked(10, ge=1)
     compile: bool = False
     activation_checkpointing: bool = False
+    # CPU: the extractor's strided convs get their input gradient by phases (faster, same sums)
+    polyphase_conv_backward: bool = False
     find_unused_parameters: bool = False
     progress: bool = True  # tqdm bar on rank 0
 

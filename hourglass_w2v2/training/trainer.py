@@ -91,6 +91,23 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
     return sum(len(encoder.layers) for encoder in encoders)
 
 
+def enable_polyphase_backward(model: nn.Module) -> int:
+    """Turn on ``polyphase_backward`` in the conv blocks of the model's feature extractor
+    (``trainer.polyphase_conv_backward``) unless the extractor is checkpointed (its selective
+    policy reads the plain convolutions). Returns how many blocks it turned on."""
+    from hourglass_w2v2.models.extractor import FeatureExtractor
+
+    blocks = [
+        block
+        for m in model.modules()
+        if isinstance(m, FeatureExtractor) and not m.checkpoint
+        for block in m.conv_layers
+    ]
+    for block in blocks:
+        block.polyphase_backward = True
+    return len(blocks)
+
+
 def derive_accum_grad(cfg: ExperimentConfig, world_size: int) -> int:
     """Accumulation steps so that ``world_size x accum x max_duration`` is the global batch."""
     t = cfg.trainer
@@ -150,6 +167,9 @@ class Trainer:
         if t.activation_checkpointing:
             n = enable_activation_checkpointing(self.model)
             logging.info("activation checkpointing on %d transformer layers", n)
+        if t.polyphase_conv_backward:
+            n = enable_polyphase_backward(self.model)
+            logging.info("polyphase input gradients in %d extractor conv blocks", n)
         self.num_params = sum(p.numel() for p in self.raw_model.parameters())
         # the model section resolved to every ModelConfig field: rerunnable as it stands
         self.resolved_config = {**cfg.to_dict(), "model": self.raw_model.cfg.to_dict()}

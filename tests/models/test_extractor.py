@@ -1,10 +1,17 @@
-"""Feature extractor: lengths, masked group norm, gradient multiplier."""
+"""Feature extractor: lengths, masked group norm, gradient multiplier, the exported graphs'
+group norm and the polyphase input gradient."""
 
 import pytest
 import torch
 
 from hourglass_w2v2.models.config import W2V2_CONV_LAYERS
-from hourglass_w2v2.models.extractor import FeatureExtractor, GradMultiply, blocked_group_norm
+from hourglass_w2v2.models.extractor import (
+    FeatureExtractor,
+    GradMultiply,
+    blocked_group_norm,
+    polyphase_input_grad,
+)
+from hourglass_w2v2.training.trainer import enable_polyphase_backward
 
 SMALL = [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2
 
@@ -57,3 +64,45 @@ def test_blocked_group_norm_equals_a_float64_group_norm(frames):
     got = blocked_group_norm(x, norm)
     assert got.dtype == torch.float32 and got.shape == x.shape
     assert (got.double() - ref).abs().max().item() < 2e-5  # torch's own float32: 1e-6 to 1e-4
+
+
+@pytest.mark.parametrize(
+    "channels, length, kernel, stride",
+    [(8, 1000, 3, 2), (8, 1001, 3, 2), (8, 997, 2, 2), (4, 2003, 10, 5), (8, 50, 4, 3)],
+)
+def test_polyphase_input_grad_equals_the_transposed_convolution(channels, length, kernel, stride):
+    torch.manual_seed(0)
+    x = torch.randn(2, channels, length, dtype=torch.float64)
+    w = torch.randn(6, channels, kernel, dtype=torch.float64)
+    grad = torch.randn_like(torch.nn.functional.conv1d(x, w, stride=stride))
+    ref = torch.ops.aten.convolution_backward(
+        grad, x, w, None, [stride], [0], [1], False, [0], 1, [True, False, False]
+    )[0]
+    got = polyphase_input_grad(grad, w, stride, length)
+    assert got.shape == x.shape
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["group_norm", "layer_norm"])
+def test_polyphase_backward_gives_the_extractors_gradients(mode):
+    """Switched on by trainer.polyphase_conv_backward: the same output and gradients (float32
+    sums in another order) for inputs long enough to take it (2,000+ frames after a conv)."""
+    torch.manual_seed(0)
+    ref = FeatureExtractor(SMALL, mode, conv_bias=mode == "layer_norm")
+    fast = FeatureExtractor(SMALL, mode, conv_bias=mode == "layer_norm")
+    fast.load_state_dict(ref.state_dict())
+    model = torch.nn.Module()
+    model.fe = fast
+    assert enable_polyphase_backward(model) == len(SMALL)
+    wav = torch.randn(2, 48000)
+    target = torch.randn(2, fast.output_lengths(torch.tensor([48000])).item(), 32)
+    grads = []
+    for fe in (ref, fast):
+        feats, _ = fe(wav, None)
+        ((feats - target) ** 2).mean().backward()
+        grads.append([p.grad for p in fe.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    checkpointed = torch.nn.Module()
+    checkpointed.fe = FeatureExtractor(SMALL, mode, checkpoint=True)
+    assert enable_polyphase_backward(checkpointed) == 0  # its selective policy reads plain convs
