@@ -116,13 +116,15 @@ class _PolyphaseConv1d(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x, weight = ctx.saved_tensors
         s = ctx.stride
+        # under autocast the forward ran in grad's dtype (bf16): the backward does too
+        xc, wc = x.to(grad.dtype), weight.to(grad.dtype)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = polyphase_input_grad(grad, weight, s, x.shape[-1])
+            grad_x = polyphase_input_grad(grad, wc, s, x.shape[-1]).to(x.dtype)
         if ctx.needs_input_grad[1]:
             grad_w = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, [s], [0], [1], False, [0], 1, [False, True, False]
-            )[1]
+                grad, xc, wc, None, [s], [0], [1], False, [0], 1, [False, True, False]
+            )[1].to(weight.dtype)
         return grad_x, grad_w, None
 
 

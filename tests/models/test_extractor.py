@@ -106,3 +106,23 @@ def test_polyphase_backward_gives_the_extractors_gradients(mode):
     checkpointed = torch.nn.Module()
     checkpointed.fe = FeatureExtractor(SMALL, mode, checkpoint=True)
     assert enable_polyphase_backward(checkpointed) == 0  # its selective policy reads plain convs
+
+
+def test_polyphase_backward_under_bf16_autocast():
+    """trainer.precision=bf16 on CPU: the backward runs in the forward's dtype and returns
+    float32 gradients for the float32 weights."""
+    torch.manual_seed(0)
+    ref, fast = FeatureExtractor(SMALL, "group_norm"), FeatureExtractor(SMALL, "group_norm")
+    fast.load_state_dict(ref.state_dict())
+    for block in fast.conv_layers:
+        block.polyphase_backward = True
+    wav = torch.randn(2, 48000)
+    grads = []
+    for fe in (ref, fast):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            feats, _ = fe(wav, None)
+        feats.float().pow(2).mean().backward()
+        grads.append([p.grad for p in fe.parameters()])
+    for a, b in zip(*grads, strict=True):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b, a, rtol=2e-2, atol=1e-4)
