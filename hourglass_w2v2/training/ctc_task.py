@@ -84,13 +84,6 @@ def finetune_model_config(pretrained: ModelConfig, cfg: ExperimentConfig) -> Mod
     return pretrained.replace(**{k: v for k, v in cfg.model.items() if k != "preset"})
 
 
-def load_backbone_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """``(ModelConfig, state_dict)`` of a model to fine-tune, from any supported checkpoint
-    (see :func:`load_backbone`)."""
-    cfg, state, _ = load_backbone(path)
-    return cfg, state
-
-
 def load_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], bool | None]:
     """``(ModelConfig, state_dict, data.normalize)`` of a model to fine-tune, from any supported
     checkpoint; the last is what our checkpoints record of their training (else None).

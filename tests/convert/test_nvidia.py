@@ -519,13 +519,14 @@ def test_exports_nvidia_cannot_express_raise():
 
 
 def test_ctc_init_loads_an_nvidia_checkpoint(tmp_path):
-    from hourglass_w2v2.training.ctc_task import load_backbone_checkpoint
+    from hourglass_w2v2.training.ctc_task import load_backbone
 
     args = _args("naive")
     sd = _nvidia_state(args)
     path = tmp_path / "wav2vec2_update400000.pt"
     torch.save(_ckpt(args, sd), path)
-    cfg, ours = load_backbone_checkpoint(path)
+    cfg, ours, normalize = load_backbone(path)
+    assert normalize is None  # an NVIDIA checkpoint records no data.normalize of ours
     assert cfg.hourglass == (1, (2, 3), 1) and cfg.shorten_pools_padding
     assert torch.equal(ours["encoder.layers.3.fc1.weight"], sd["encoder.post_layers.0.fc1.weight"])
     assert math.isclose(cfg.mask_prob, 0.65)
