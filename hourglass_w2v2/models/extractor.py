@@ -148,14 +148,13 @@ class ConvBlock(nn.Module):
     def convolve(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """The conv alone: x (B, C_in, S) -> (B, C_out, S'); valid samples -> valid frames."""
         conv = self.conv
-        frames = (x.shape[-1] - self.kernel) // self.stride + 1
         if (
             self.polyphase_backward
             and x.requires_grad
             and x.device.type == "cpu"
             and self.stride > 1
             and conv.groups == 1
-            and frames >= POLYPHASE_MIN_FRAMES
+            and (x.shape[-1] - self.kernel) // self.stride + 1 >= POLYPHASE_MIN_FRAMES
         ):
             x = _PolyphaseConv1d.apply(x, conv.weight, self.stride)
             if conv.bias is not None:
