@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import kaldialign
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -33,6 +32,7 @@ from hourglass_w2v2.export.onnx import export_onnx_folder
 from hourglass_w2v2.export.sherpa import SherpaCtc
 from hourglass_w2v2.lang.tokenizer import Tokenizer
 from hourglass_w2v2.models import ModelConfig, build_model
+from hourglass_w2v2.scoring import word_error_rate
 
 
 def utterances(num: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
@@ -44,12 +44,6 @@ def utterances(num: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
         envelope = np.sin(np.arange(n) / 16000 * 2 * np.pi * rng.uniform(1, 3)) > -0.3
         out.append((rng.uniform(0.05, 0.3) * rng.standard_normal(n) * envelope).astype(np.float32))
     return out
-
-
-def wer(refs: list[list[str]], hyps: list[list[str]]) -> float:
-    """Word error rate (%) of ``hyps`` against ``refs``."""
-    errors = sum(kaldialign.edit_distance(r, h)["total"] for r, h in zip(refs, hyps, strict=True))
-    return 100.0 * errors / max(sum(len(r) for r in refs), 1)
 
 
 def main() -> None:
@@ -104,8 +98,8 @@ def main() -> None:
             start = time.perf_counter()
             words = [decode(x) for x in files]
             seconds = time.perf_counter() - start
-            agreement = wer(ref, words) if ref is not None else 0.0
-            rows.append((label, seconds, agreement, wer(refs, words) if refs else None))
+            agreement = word_error_rate(ref, words) if ref is not None else 0.0
+            rows.append((label, seconds, agreement, word_error_rate(refs, words) if refs else None))
             return words
 
         def torch_lp(x):

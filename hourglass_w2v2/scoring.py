@@ -76,6 +76,13 @@ def error_counts(refs: list[str], hyps: list[str]) -> dict[str, int]:
     return out
 
 
+def word_error_rate(refs: list[list[str]], hyps: list[list[str]]) -> float:
+    """WER (%) of the word lists ``hyps`` against ``refs`` (kaldialign edit distances): for
+    comparisons that need neither character counts nor ``errs-`` text."""
+    errors = sum(kaldialign.edit_distance(r, h)["total"] for r, h in zip(refs, hyps, strict=True))
+    return 100.0 * errors / max(sum(len(r) for r in refs), 1)
+
+
 def check_references(results: Sequence[Result], test_set: str) -> None:
     """Warn about utterances with an empty reference; raise if every reference is empty.
 

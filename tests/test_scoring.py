@@ -156,3 +156,12 @@ def test_write_group_on_a_full_disk_keeps_the_previous_group(tmp_path, monkeypat
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == old
     write_group(tmp_path, new, ["wer-summary-t.txt"], stale=["recogs-t-gone.txt"])
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == new
+
+
+def test_word_error_rate_of_word_lists():
+    from hourglass_w2v2.scoring import word_error_rate
+
+    refs = [["THE", "CAT", "SAT"], ["A", "DOG"]]
+    hyps = [["THE", "BAT", "SAT", "DOWN"], []]  # 1 sub + 1 ins, 2 del: 4 errors / 5 words
+    assert word_error_rate(refs, hyps) == 80.0
+    assert word_error_rate([[]], [["X"]]) == 100.0  # no reference words: errors per one word

@@ -25,7 +25,7 @@ from hourglass_w2v2.decoding.runner import Timing, iter_log_probs
 from hourglass_w2v2.decoding.search import SearchOptions
 from hourglass_w2v2.export.sherpa import SherpaCtc
 from hourglass_w2v2.models import SAMPLE_RATE
-from hourglass_w2v2.scoring import error_counts
+from hourglass_w2v2.scoring import word_error_rate
 
 # What an export must keep: onnxruntime's fp32 log-probs within 1e-4 of PyTorch's, sherpa-onnx
 # greedy giving our greedy words on >= 99% of utterances, its HLG WER within 0.2 (absolute) of
@@ -80,11 +80,6 @@ def check(report: Report, tolerances: dict[str, float] = TOLERANCES) -> list[str
                 f"{key} WER {w[key]:.2f}, {ref} {w[ref]:.2f}: over {t['int8_wer']} above"
             )
     return problems
-
-
-def _wer(pairs: list[tuple[list[str], list[str]]]) -> float:
-    counts = error_counts([" ".join(r) for r, _ in pairs], [" ".join(h) for _, h in pairs])
-    return 100.0 * counts["word_errors"] / max(counts["words"], 1)
 
 
 def verify_export(
@@ -154,5 +149,8 @@ def verify_export(
     if not report.utterances:
         raise ValueError("no utterances to verify with")
     report.greedy_agreement = agree / report.utterances
-    report.wer = {key: _wer(pairs) for key, pairs in hyps.items()}
+    report.wer = {
+        key: word_error_rate([r for r, _ in pairs], [h for _, h in pairs])
+        for key, pairs in hyps.items()
+    }
     return report
