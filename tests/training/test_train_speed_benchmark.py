@@ -73,3 +73,16 @@ def test_trainer_mode_without_a_corpus_says_how_to_make_it(tmp_path):
     assert out.returncode == 1
     assert f"no pretraining cuts in {tmp_path / 'SSL' / 'data' / 'manifests'}" in out.stderr
     assert f"cd {tmp_path / 'SSL'} && ./prepare.sh --bpe-vocab-sizes ''" in out.stderr
+
+
+def test_the_demo_trains_with_polyphase_gradients_and_fp32_is_measured_without_them(bench):
+    from hourglass_w2v2.training.config import load_config
+
+    def polyphase(setting: str) -> bool:
+        overrides, _ = bench.SETTINGS[setting]
+        return load_config(bench.DEMO_CONFIG, overrides).trainer.polyphase_conv_backward
+
+    assert load_config(bench.DEMO_CONFIG, []).trainer.polyphase_conv_backward
+    assert polyphase("polyphase")
+    for setting in ("fp32", "exact", "bf16", "compile", "threads1"):
+        assert not polyphase(setting), setting
