@@ -50,7 +50,7 @@ DEMO_CONFIG = REPO / "egs/synth/SSL/conf/pretrain_tiny_hourglass_demo.yaml"
 #: candidate trainer settings: (config overrides, torch threads or None for torch's default).
 #: ``data.crop_multiple`` rounds each batch's crop down to a multiple of that many samples, so
 #: that batches come in few lengths and oneDNN reuses the kernels it built for a shape.
-#: Every setting but ``polyphase`` turns ``trainer.polyphase_conv_backward`` off, whatever the
+#: Settings that do not name ``trainer.polyphase_conv_backward`` turn it off, whatever the
 #: config says, so that ``fp32`` stays the plain eager trainer the others are compared with.
 _SETTINGS: dict[str, tuple[list[str], int | None]] = {
     "exact": (["data.crop_multiple=0"], None),  # fairseq's crop: each batch a new length
@@ -64,15 +64,19 @@ _SETTINGS: dict[str, tuple[list[str], int | None]] = {
     "workers2": (["data.num_workers=2"], None),
     "threads1": ([], 1),
     "polyphase": (["trainer.polyphase_conv_backward=true"], None),
+    "polyphase-fused": (["trainer.polyphase_conv_backward=true", "optim.fused_cpu=true"], None),
     "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
     "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
     "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
     "bf16-crop0.25s": (["trainer.precision=bf16", f"data.crop_multiple={SR // 4}"], None),
     "bf16-crop2s": (["trainer.precision=bf16", f"data.crop_multiple={2 * SR}"], None),
 }
+_POLYPHASE = "trainer.polyphase_conv_backward"
 SETTINGS = {
     name: (
-        overrides if name == "polyphase" else ["trainer.polyphase_conv_backward=false", *overrides],
+        overrides
+        if any(o.startswith(_POLYPHASE) for o in overrides)
+        else [f"{_POLYPHASE}=false", *overrides],
         threads,
     )
     for name, (overrides, threads) in _SETTINGS.items()

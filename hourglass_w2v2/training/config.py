@@ -192,6 +192,8 @@ class OptimConfig:
     clip_grad_norm: float = checked(25.0, ge=0)  # 0 disables clipping (the norm is still logged)
     # < 1: lr x decay^(depth below the head), see param_groups
     layer_lr_decay: float = checked(1.0, gt=0, le=1)
+    # CPU: torch's fused Adam(W) kernel instead of its per-parameter loop (CUDA is always fused)
+    fused_cpu: bool = False
 
 
 @dataclass

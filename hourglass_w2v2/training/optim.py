@@ -84,8 +84,11 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     groups = param_groups(
         model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, cfg.weight_decay_exempt
     )
-    # The fused CUDA kernels are several times faster than the per-tensor loop.
-    fused = all(p.is_cuda for g in groups for p in g["params"]) or None
+    # The fused kernels (CUDA, and CPU with optim.fused_cpu) are several times faster than the
+    # per-parameter loop.
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.is_cuda for p in params) or (cfg.fused_cpu and all(p.is_cpu for p in params))
+    fused = fused or None
     kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, **kwargs)

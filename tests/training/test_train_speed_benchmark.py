@@ -29,9 +29,7 @@ def bench():
     return module
 
 
-def test_trainer_mode_trains_what_the_trainer_trains_and_times_it(
-    bench, corpus, tmp_path, helpers
-):
+def test_trainer_mode_trains_what_the_trainer_trains_and_times_it(bench, corpus, tmp_path, helpers):
     cfg = helpers.tiny_pretrain_config(corpus, max_updates=4)
     config = helpers.write_config(tmp_path / "conf.yaml", cfg)
     threads = torch.get_num_threads()
@@ -83,6 +81,6 @@ def test_the_demo_trains_with_polyphase_gradients_and_fp32_is_measured_without_t
         return load_config(bench.DEMO_CONFIG, overrides).trainer.polyphase_conv_backward
 
     assert load_config(bench.DEMO_CONFIG, []).trainer.polyphase_conv_backward
-    assert polyphase("polyphase")
+    assert polyphase("polyphase") and polyphase("polyphase-fused")
     for setting in ("fp32", "exact", "bf16", "compile", "threads1"):
         assert not polyphase(setting), setting
