@@ -521,8 +521,12 @@ class Trainer:
             if main:
                 from torch.utils.tensorboard import SummaryWriter
 
+                # tensorboard hides the steps >= purge_step of the earlier event files: those
+                # after the resumed checkpoint, which this run writes again (not the update the
+                # checkpoint was saved at, logged before the save)
                 self._writer = SummaryWriter(
-                    str(self.exp_dir / "tensorboard"), purge_step=self.update or None
+                    str(self.exp_dir / "tensorboard"),
+                    purge_step=self.update + 1 if self.update else None,
                 )
                 stack.callback(self._writer.close)
                 self._metrics_log = stack.enter_context(

@@ -196,3 +196,27 @@ def test_truncated_init_checkpoint_is_named(corpus, six_updates, tmp_path, capsy
     assert f"checkpoint {init} cannot be loaded: the file is truncated, corrupt" in err
     assert "Traceback" not in err
     assert torch.load(six_updates / "checkpoints" / "ckpt-6.pt", weights_only=False)["update"] == 6
+
+
+def _tensorboard_steps(exp) -> dict[str, list[int]]:
+    """Steps of each scalar as tensorboard shows them (its reader drops purged steps)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(exp / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {t: sorted(e.step for e in acc.Scalars(t)) for t in ("train/loss", "valid/loss")}
+
+
+def test_tensorboard_keeps_every_update_after_a_resume_and_a_rerun_of_a_finished_run(
+    six_updates, tmp_path, corpus, helpers
+):
+    cfg = ExperimentConfig.from_dict(helpers.tiny_pretrain_config(corpus))
+    finished = tmp_path / "finished"
+    shutil.copytree(six_updates, finished)
+    before = _tensorboard_steps(finished)
+    assert before["train/loss"] == [1, 2, 3, 4, 5, 6] and 6 in before["valid/loss"]
+    Trainer(cfg, PretrainTask(cfg), finished).fit()  # already done: nothing to train
+    assert _tensorboard_steps(finished) == before  # update 6 is not purged
+    resumed = _killed_after_update_6(six_updates, tmp_path)  # resumes from ckpt-3
+    Trainer(cfg, PretrainTask(cfg), resumed).fit()
+    assert _tensorboard_steps(resumed) == before  # 1-3 kept, 4-6 written again, each once
