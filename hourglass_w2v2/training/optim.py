@@ -88,8 +88,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     # per-parameter loop.
     params = [p for g in groups for p in g["params"]]
     fused = all(p.is_cuda for p in params) or (cfg.fused_cpu and all(p.is_cpu for p in params))
-    fused = fused or None
-    kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
+    kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, **kwargs)
     if cfg.optimizer == "adamw":
