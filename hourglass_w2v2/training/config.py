@@ -233,6 +233,8 @@ class TrainerConfig:
     activation_checkpointing: bool = False
     # CPU: the extractor's strided convs get their input gradient by phases (faster, same sums)
     polyphase_conv_backward: bool = False
+    # CPU: glibc keeps the buffers an update frees for the next (no page faults; same values)
+    reuse_freed_memory: bool = False
     find_unused_parameters: bool = False
     progress: bool = True  # tqdm bar on rank 0
 

@@ -43,6 +43,7 @@ from hourglass_w2v2.checkpoint import (
 )
 from hourglass_w2v2.fileio import atomic_save, atomic_write_text, remove_stale_temp_files
 from hourglass_w2v2.models import SAMPLE_RATE
+from hourglass_w2v2.training.allocator import reuse_freed_memory
 from hourglass_w2v2.training.config import ExperimentConfig
 from hourglass_w2v2.training.distributed import (
     DistInfo,
@@ -170,6 +171,8 @@ class Trainer:
         if t.polyphase_conv_backward:
             n = enable_polyphase_backward(self.model)
             logging.info("polyphase input gradients in %d extractor conv blocks", n)
+        if t.reuse_freed_memory and reuse_freed_memory():
+            logging.info("glibc keeps freed buffers up to 32 MiB for reuse (no heap trimming)")
         self.num_params = sum(p.numel() for p in self.raw_model.parameters())
         # the model section resolved to every ModelConfig field: rerunnable as it stands
         self.resolved_config = {**cfg.to_dict(), "model": self.raw_model.cfg.to_dict()}
