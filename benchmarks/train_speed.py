@@ -33,11 +33,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import multiprocessing
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -50,8 +52,9 @@ DEMO_CONFIG = REPO / "egs/synth/SSL/conf/pretrain_tiny_hourglass_demo.yaml"
 #: candidate trainer settings: (config overrides, torch threads or None for torch's default).
 #: ``data.crop_multiple`` rounds each batch's crop down to a multiple of that many samples, so
 #: that batches come in few lengths and oneDNN reuses the kernels it built for a shape.
-#: Settings that do not name ``trainer.polyphase_conv_backward`` turn it off, whatever the
-#: config says, so that ``fp32`` stays the plain eager trainer the others are compared with.
+#: Settings that do not name ``trainer.polyphase_conv_backward`` or ``trainer.reuse_freed_memory``
+#: turn them off, whatever the config says, so that ``fp32`` stays the plain eager trainer the
+#: others are compared with.
 _SETTINGS: dict[str, tuple[list[str], int | None]] = {
     "exact": (["data.crop_multiple=0"], None),  # fairseq's crop: each batch a new length
     "exact-seed2": (["data.crop_multiple=0", "trainer.seed=43"], None),
@@ -65,18 +68,33 @@ _SETTINGS: dict[str, tuple[list[str], int | None]] = {
     "threads1": ([], 1),
     "polyphase": (["trainer.polyphase_conv_backward=true"], None),
     "polyphase-fused": (["trainer.polyphase_conv_backward=true", "optim.fused_cpu=true"], None),
+    "polyphase-reuse": (
+        ["trainer.polyphase_conv_backward=true", "trainer.reuse_freed_memory=true"],
+        None,
+    ),
+    "polyphase-fused-reuse": (
+        [
+            "trainer.polyphase_conv_backward=true",
+            "optim.fused_cpu=true",
+            "trainer.reuse_freed_memory=true",
+        ],
+        None,
+    ),
     "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
     "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
     "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
     "bf16-crop0.25s": (["trainer.precision=bf16", f"data.crop_multiple={SR // 4}"], None),
     "bf16-crop2s": (["trainer.precision=bf16", f"data.crop_multiple={2 * SR}"], None),
 }
-_POLYPHASE = "trainer.polyphase_conv_backward"
+_OFF_UNLESS_NAMED = ("trainer.polyphase_conv_backward", "trainer.reuse_freed_memory")
 SETTINGS = {
     name: (
-        overrides
-        if any(o.startswith(_POLYPHASE) for o in overrides)
-        else [f"{_POLYPHASE}=false", *overrides],
+        [
+            f"{key}=false"
+            for key in _OFF_UNLESS_NAMED
+            if not any(o.startswith(f"{key}=") for o in overrides)
+        ]
+        + overrides,
         threads,
     )
     for name, (overrides, threads) in _SETTINGS.items()
@@ -328,7 +346,14 @@ def trainer_main(args: argparse.Namespace) -> None:
     rows = []
     for name in args.settings:
         overrides, threads = SETTINGS[name]
-        r = run_trainer(config, overrides, threads, updates, warmup, args.bare_updates)
+        # a process of its own (not daemonic: the trainer starts data-loader workers), as
+        # reuse_freed_memory changes the allocator for good
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            job = pool.submit(
+                run_trainer, config, overrides, threads, updates, warmup, args.bare_updates
+            )
+            r = job.result()
         r["name"], r["overrides"] = name, " ".join(overrides) or "(config as is)"
         losses = [x["loss"] for x in r["records"]]
         r["final_loss"] = statistics.fmean(losses[-window:])
