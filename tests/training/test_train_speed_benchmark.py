@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,14 +74,41 @@ def test_trainer_mode_without_a_corpus_says_how_to_make_it(tmp_path):
     assert f"cd {tmp_path / 'SSL'} && ./prepare.sh --bpe-vocab-sizes ''" in out.stderr
 
 
-def test_the_demo_trains_with_polyphase_gradients_and_fp32_is_measured_without_them(bench):
+@pytest.mark.parametrize("key", ["polyphase_conv_backward", "reuse_freed_memory"])
+def test_the_demo_trains_with_its_cpu_options_and_fp32_is_measured_without_them(bench, key):
     from hourglass_w2v2.training.config import load_config
 
-    def polyphase(setting: str) -> bool:
+    def on(setting: str) -> bool:
         overrides, _ = bench.SETTINGS[setting]
-        return load_config(bench.DEMO_CONFIG, overrides).trainer.polyphase_conv_backward
+        return getattr(load_config(bench.DEMO_CONFIG, overrides).trainer, key)
 
-    assert load_config(bench.DEMO_CONFIG, []).trainer.polyphase_conv_backward
-    assert polyphase("polyphase") and polyphase("polyphase-fused")
+    for config in ("pretrain_tiny_hourglass_demo.yaml", "finetune_tiny_10min_demo.yaml"):
+        assert getattr(load_config(bench.DEMO_CONFIG.parent / config, []).trainer, key), config
+    assert on("polyphase-reuse") and on("polyphase-fused-reuse")
+    assert on("polyphase") == on("polyphase-fused") == (key == "polyphase_conv_backward")
     for setting in ("fp32", "exact", "bf16", "compile", "threads1"):
-        assert not polyphase(setting), setting
+        assert not on(setting), setting
+
+
+def test_trainer_mode_runs_each_setting_in_a_process_of_its_own(corpus, tmp_path, helpers):
+    """The table from the command line: a setting that changes the allocator for good
+    (reuse_freed_memory) runs in its own process, and leaves the same losses."""
+    manifests = tmp_path / "SSL" / "data" / "manifests"
+    manifests.mkdir(parents=True)
+    shutil.copy(corpus["train"], manifests / "synth_cuts_pretrain.jsonl.gz")
+    (tmp_path / "SSL" / "conf").mkdir()
+    cfg = helpers.tiny_pretrain_config(corpus)
+    config = helpers.write_config(tmp_path / "SSL" / "conf" / "pretrain.yaml", cfg)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--trainer", "--config", str(config), "--updates", "3"]
+        + ["--warmup", "1", "--bare-updates", "1", "--settings", "polyphase-reuse", "fp32"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert [r[0].strip() for r in rows[1:]] == ["polyphase-reuse", "fp32"]
+    assert "trainer.reuse_freed_memory=true" in rows[1][1]
+    assert "trainer.reuse_freed_memory=false" in rows[2][1]
+    assert float(rows[2][4]) > 0 and float(rows[2][7]) == 0.0  # no gap in the loss curve
