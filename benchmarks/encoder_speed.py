@@ -40,6 +40,7 @@ import torchaudio
 
 from hourglass_w2v2.models import ModelConfig, build_model
 from hourglass_w2v2.models.memory import saved_activation_bytes
+from hourglass_w2v2.training.allocator import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, MMAP_THRESHOLD
 
 log = logging.getLogger("encoder_speed")
 
@@ -159,13 +160,13 @@ def buffers_returned_on_free(threshold: int = 1 << 18):
     except (OSError, AttributeError):  # not glibc: measure as it is
         yield lambda: None
         return
-    mallopt(-3, threshold)  # M_MMAP_THRESHOLD
-    mallopt(-1, threshold)  # M_TRIM_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, threshold)
+    mallopt(M_TRIM_THRESHOLD, threshold)
     try:
         yield lambda: malloc_trim(0)
     finally:
-        mallopt(-3, 32 << 20)
-        mallopt(-1, 64 << 20)
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
 
 
 def _status_bytes(field: str) -> int:
