@@ -80,6 +80,14 @@ _SETTINGS: dict[str, tuple[list[str], int | None]] = {
         ],
         None,
     ),
+    "bf16-polyphase-reuse": (
+        [
+            "trainer.precision=bf16",
+            "trainer.polyphase_conv_backward=true",
+            "trainer.reuse_freed_memory=true",
+        ],
+        None,
+    ),
     "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
     "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
     "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
