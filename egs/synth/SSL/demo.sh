@@ -92,7 +92,7 @@ finetune_overrides=()
 # Reference seconds: prepare, pretraining, one fine-tuning + decoding, both side by side.
 if [ "$size" = tiny ]; then ref_times=(20 50 20 25)
 elif [ "$tag" = large ]; then ref_times=(300 3300 660 900)
-else ref_times=(330 1020 350 360); fi
+else ref_times=(330 1020 390 360); fi
 names=("prepare" "pretraining"); ref=("${ref_times[0]}" "${ref_times[1]}")
 if [ "$side_by_side" = true ]; then
   names+=("fine-tuning + decoding the pretrained model and the from-scratch baseline, side by side")
