@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Pretraining paying off: the 12 h corpus, tiny-hourglass pretrained, fine-tuned on 10 min of
-# labels and compared with the same model trained from scratch (~30 min on 2 cores).
+# labels and compared with the same model trained from scratch (~35 min on 2 cores).
 demo: setup
 	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh
 

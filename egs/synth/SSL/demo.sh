@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: self-supervised pretraining paying off, end to end on a CPU.
 #
-#   ./demo.sh                  (`make demo`: the 12 h corpus, 5,000 pretraining and 1,200
-#                               fine-tuning updates; ~30 min on 2 cores)
+#   ./demo.sh                  (`make demo`: the 12 h corpus, 5,000 pretraining and 2,400
+#                               fine-tuning updates; ~35 min on 2 cores)
 #   ./demo.sh --quick true     (`make demo-quick`: the tiny corpus, 20 pretraining and 30
 #                               fine-tuning updates; a pipeline check, minutes)
 #   ./demo.sh --tag large --pretrain-config conf/pretrain_tiny_hourglass_large.yaml \
@@ -92,7 +92,7 @@ finetune_overrides=()
 # Reference seconds: prepare, pretraining, one fine-tuning + decoding, both side by side.
 if [ "$size" = tiny ]; then ref_times=(20 50 20 25)
 elif [ "$tag" = large ]; then ref_times=(300 3300 660 900)
-else ref_times=(330 1020 390 360); fi
+else ref_times=(330 1020 720 665); fi
 names=("prepare" "pretraining"); ref=("${ref_times[0]}" "${ref_times[1]}")
 if [ "$side_by_side" = true ]; then
   names+=("fine-tuning + decoding the pretrained model and the from-scratch baseline, side by side")
