@@ -27,6 +27,7 @@ run_sh_options() {
   max_restarts=0
   torchrun_opts=
   restart_from_scratch=false
+  allow_config_change=false
   init=
   avg=0
   lang_dir=data/lang_char
@@ -47,6 +48,7 @@ $(run_sh_help)"
   # what both training stages pass: the restart policy, then the data prepare.sh made
   train_opts=()
   if [ "$restart_from_scratch" = true ]; then train_opts=(--restart-from-scratch); fi
+  if [ "$allow_config_change" = true ]; then train_opts+=(--allow-config-change); fi
   train_opts+=("data.manifest_dir=$manifests" "data.corpus=$corpus")
 }
 
@@ -77,6 +79,10 @@ Options (default):
   --restart-from-scratch true  stages 1-2: when --exp-dir holds checkpoints of which none loads,
                              set them aside as *.corrupt and train from update 0 (by default
                              training refuses to start over) ($restart_from_scratch)
+  --allow-config-change true  stages 1-2: go on from the checkpoint in --exp-dir even when it was
+                             trained with another config (seed, model, data, optimizer,
+                             schedule); by default training refuses, naming the keys
+                             ($allow_config_change)
   --init INIT --avg N        stage 2: see above; --avg averages the last N checkpoints ($avg)
   --lang-dir DIR             units and graphs of stages 2-3 ($lang_dir)
   --methods "..."            stage 3: decoding methods ($methods)

@@ -6,7 +6,7 @@
 
 ``--init`` also takes a fairseq / HF / torchaudio wav2vec 2.0 checkpoint (imported through
 ``hourglass_w2v2.convert``). ``--avg N`` writes ``averaged.pt`` from the last N checkpoints.
-Resuming and ``--restart-from-scratch`` work as in ``bin/pretrain.py``.
+Resuming, ``--restart-from-scratch`` and ``--allow-config-change`` work as in ``bin/pretrain.py``.
 """
 
 from __future__ import annotations

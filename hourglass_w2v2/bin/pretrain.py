@@ -5,7 +5,11 @@
 
 Starting again with the same ``--exp-dir`` resumes from its newest loadable checkpoint. When
 it holds checkpoints and none of them loads, training refuses to start (exit status 2) unless
-``--restart-from-scratch`` is given, which sets them aside as ``*.corrupt``.
+``--restart-from-scratch`` is given, which sets them aside as ``*.corrupt``. It also refuses
+(exit status 2, naming the keys) to go on from a checkpoint trained with another config, such
+as another ``trainer.seed``, unless ``--allow-config-change`` is given; keys that do not change
+what an update computes (``trainer.max_updates``, which re-plans the lr schedule, intervals,
+threads, ``health.*``) may change freely.
 """
 
 from __future__ import annotations

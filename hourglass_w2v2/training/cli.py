@@ -29,6 +29,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         help="when --exp-dir holds checkpoints but none of them loads, set them aside as "
         "*.corrupt and train from update 0 (without it, training refuses to start)",
     )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="go on from the newest checkpoint in --exp-dir even when it was trained with "
+        "another config (another seed, model, data, optimizer or schedule); without it, "
+        "training refuses, naming the keys that differ",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return parser
 
@@ -53,7 +60,7 @@ def run(
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        Trainer(cfg, task, args.exp_dir, args.restart_from_scratch).fit()
+        Trainer(cfg, task, args.exp_dir, args.restart_from_scratch, args.allow_config_change).fit()
     except (ConfigError, FileNotFoundError, CheckpointError, ResumeError) as e:
         logging.error("%s", e)  # logging is set up by now: the message lands in the log too
         return 2

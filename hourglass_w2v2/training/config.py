@@ -389,3 +389,60 @@ def _read_config(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         else:
             merged[section] = value
     return merged
+
+
+#: What a run may change when it resumes from its own checkpoint: how it is carried out,
+#: watched, validated and kept, not what its updates compute. A ``section.key`` entry names one
+#: key, a bare ``section`` all of its keys. ``trainer.max_updates`` re-plans the lr schedule from
+#: the update reached (the trainer does that).
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "trainer.max_updates",
+        "trainer.max_epochs",
+        "trainer.device",
+        "trainer.log_interval",
+        "trainer.valid_interval",
+        "trainer.save_interval",
+        "trainer.keep_last",
+        "trainer.keep_every",
+        "trainer.max_consecutive_nonfinite",
+        "trainer.compile",
+        "trainer.activation_checkpointing",
+        "trainer.polyphase_conv_backward",
+        "trainer.reuse_freed_memory",
+        "trainer.find_unused_parameters",
+        "trainer.progress",
+        "data.num_workers",
+        "data.valid_parts",
+        "data.valid_cuts",
+        "data.valid_max_duration",
+        "data.valid_max_cuts",
+        "data.skip_corrupt",
+        "health",
+        "ctc.average_last",
+        "ctc.only_blank_threshold",
+        "ctc.best_metric",
+    }
+)
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every key set in both resolved configs with
+    different values (tuples compare as lists). A key only one side has, one that a newer or
+    older version of the code added or removed, is not a change."""
+    changes = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in a.keys() & b.keys():
+                walk(a[key], b[key], f"{prefix}{key}.")
+        elif _plain(a) != _plain(b):
+            changes.append((prefix.rstrip("."), a, b))
+
+    walk(old, new, "")
+    return sorted(changes, key=lambda change: change[0])
+
+
+def may_change_on_resume(key: str) -> bool:
+    """Whether a resumed run may change ``key`` (see :data:`RESUME_MAY_CHANGE`)."""
+    return key in RESUME_MAY_CHANGE or key.split(".", 1)[0] in RESUME_MAY_CHANGE

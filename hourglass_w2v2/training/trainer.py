@@ -17,6 +17,7 @@ Reproducibility rules the loop is built on:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -44,7 +45,11 @@ from hourglass_w2v2.checkpoint import (
 from hourglass_w2v2.fileio import atomic_save, atomic_write_text, remove_stale_temp_files
 from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.training.allocator import reuse_freed_memory
-from hourglass_w2v2.training.config import ExperimentConfig
+from hourglass_w2v2.training.config import (
+    ExperimentConfig,
+    config_changes,
+    may_change_on_resume,
+)
 from hourglass_w2v2.training.distributed import (
     DistInfo,
     all_gather_object,
@@ -130,6 +135,9 @@ class Trainer:
 
     When ``exp_dir`` holds checkpoints and none of them loads, it refuses to start unless
     ``restart_from_scratch`` is set; then the unreadable ones are set aside (``*.corrupt``).
+    It refuses to resume a checkpoint trained with another config, unless
+    ``allow_config_change`` is set (see :data:`~hourglass_w2v2.training.config.RESUME_MAY_CHANGE`
+    for what may change).
     """
 
     def __init__(
@@ -138,6 +146,7 @@ class Trainer:
         task: Task,
         exp_dir: str | Path,
         restart_from_scratch: bool = False,
+        allow_config_change: bool = False,
     ) -> None:
         self.cfg = cfg
         self.task = task
@@ -158,6 +167,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self.ddp: DistributedDataParallel | None = None  # set by _wrap() under torchrun
         self.restart_from_scratch = restart_from_scratch
+        self.allow_config_change = allow_config_change
 
     # ------------------------------------------------------------------ set-up
     def _build(self) -> None:
@@ -248,10 +258,21 @@ class Trainer:
                 logging.warning("--restart-from-scratch: training from update 0")
             return False
         ckpt, path = found
+        self._check_config_changes(ckpt.get("config"), path)
         logging.info("resuming from %s (update %d)", path, ckpt["update"])
         self.raw_model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        # the schedule is this run's (trainer.max_updates may have grown), at the update reached;
+        # LambdaLR.load_state_dict writes the saved plan into its lambda objects, so keep copies
+        planned = (
+            list(self.scheduler.base_lrs),
+            [copy.copy(factor) for factor in self.scheduler.lr_lambdas],
+        )
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.base_lrs, self.scheduler.lr_lambdas = planned
+        for group, base, factor in zip(self.optimizer.param_groups, *planned, strict=True):
+            group["initial_lr"] = base
+            group["lr"] = base * factor(self.scheduler.last_epoch)
         self.scaler.load_state_dict(ckpt["grad_scaler"])
         self.update, self.epoch = ckpt["update"], ckpt["epoch"]
         sampler_state = ckpt["sampler"]
@@ -279,6 +300,24 @@ class Trainer:
         if self.task.health is not None and "health" in state:
             self.task.health.load_state_dict(state["health"])
         return True
+
+    def _check_config_changes(self, saved: dict[str, Any] | None, path: Path) -> None:
+        """Refuse to resume a run whose config changed what its updates compute (another seed,
+        model, data, optimizer or schedule), unless ``allow_config_change``: the experiment dir
+        would hold two runs under one name. What may change is logged."""
+        changes = config_changes(saved or {}, self.resolved_config)
+        fixed = [c for c in changes if not may_change_on_resume(c[0])]
+        if fixed and not self.allow_config_change:
+            listed = "; ".join(f"{key}: {old!r} there, {new!r} here" for key, old, new in fixed)
+            raise ResumeError(
+                f"{path} was trained with another config than this run's ({listed}); going on "
+                f"from it would mix two runs in {self.exp_dir}. Use another --exp-dir for the "
+                "new config, or rerun with --allow-config-change (run.sh: "
+                "--allow-config-change true) to go on from this checkpoint with the new values"
+            )
+        for key, old, new in changes:
+            level = logging.WARNING if (key, old, new) in fixed else logging.INFO
+            logging.log(level, "resuming with %s changed: %r -> %r", key, old, new)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self) -> dict[str, Any]:

@@ -105,6 +105,24 @@ def test_demo_quick_runs_the_pipeline_and_says_that_is_all_it_shows(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     stages = [line for line in again.stderr.splitlines() if "/3] " in line]
     assert len(stages) == 3 and all(" about 1 min; about " in line for line in stages[1:])
+    # another fine-tuning seed: its own exp dirs and table, from the same pretraining; before,
+    # the finished seed-42 dirs were resumed and their table reported as the new seed's
+    ckpt = exp / "demo_pretrain_tiny" / "checkpoints" / "ckpt-20.pt"
+    mtime = ckpt.stat().st_mtime_ns
+    seed = subprocess.run(
+        ["./demo.sh", "--workdir", ".", "--quick", "true", "--finetune-seed", "7"],
+        cwd=exp.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert seed.returncode == 0, seed.stderr[-3000:]
+    assert ckpt.stat().st_mtime_ns == mtime  # the pretraining was not redone
+    for name in EXPS:
+        config = (exp / f"{name}_tiny_seed7" / "config.yaml").read_text()
+        assert "\n  seed: 7\n" in config
+        assert "\n  seed: 42\n" in (exp / f"{name}_tiny" / "config.yaml").read_text()
+    _check_table(exp, "_tiny_seed7", 20)
 
 
 def test_demo_quick_refuses_another_size(tmp_path):

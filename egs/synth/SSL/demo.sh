@@ -5,6 +5,8 @@
 #                               fine-tuning updates; ~35 min on 2 cores)
 #   ./demo.sh --quick true     (`make demo-quick`: the tiny corpus, 20 pretraining and 30
 #                               fine-tuning updates; a pipeline check, minutes)
+#   ./demo.sh --finetune-seed 2   (after `make demo`: both fine-tunings again at another seed,
+#                               from the same pretraining, in exp dirs ending in _seed2; ~9 min)
 #   ./demo.sh --tag large --pretrain-config conf/pretrain_tiny_hourglass_large.yaml \
 #             --finetune-config conf/finetune_tiny_10min_large.yaml \
 #             --vanilla-config conf/pretrain_tiny_large.yaml    (`make demo-large`)
@@ -19,7 +21,8 @@
 #
 # The --size large corpus lives in this directory; another --size works in its own directory
 # (demo_<size>/, with links to the recipe), so its data/ and exp/ never mix with this one's.
-# Exp dirs are exp/demo_{pretrain,ft_10min_pretrained,ft_10min_scratch}<_tag>.
+# Exp dirs are exp/demo_{pretrain,ft_10min_pretrained,ft_10min_scratch}<_tag>, the fine-tunings'
+# with _seed<N> appended when --finetune-seed is given.
 # Every step resumes or skips what is already done, so an interrupted demo continues.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -76,10 +79,12 @@ suffix=""
 [ -z "$tag" ] || suffix="_$tag"
 pre=exp/demo_pretrain$suffix
 vanilla=exp/demo_pretrain_vanilla$suffix
-ft_pre=exp/demo_ft_10min_pretrained$suffix
-ft_scratch=exp/demo_ft_10min_scratch$suffix
-ft_vanilla=exp/demo_ft_10min_vanilla$suffix
-results=exp/demo_results$suffix.md
+ft_suffix=$suffix  # another fine-tuning seed gets exp dirs of its own, the same pretraining
+[ -z "$finetune_seed" ] || ft_suffix="${suffix}_seed$finetune_seed"
+ft_pre=exp/demo_ft_10min_pretrained$ft_suffix
+ft_scratch=exp/demo_ft_10min_scratch$ft_suffix
+ft_vanilla=exp/demo_ft_10min_vanilla$ft_suffix
+results=exp/demo_results$ft_suffix.md
 
 pretrain_overrides=(); [ -z "$pretrain_updates" ] || pretrain_overrides=("trainer.max_updates=$pretrain_updates")
 finetune_overrides=()
