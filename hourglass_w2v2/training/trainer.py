@@ -259,6 +259,13 @@ class Trainer:
             return False
         ckpt, path = found
         self._check_config_changes(ckpt.get("config"), path)
+        if ckpt["update"] > self.cfg.trainer.max_updates:
+            raise ResumeError(
+                f"{path} is at update {ckpt['update']}, past this run's "
+                f"trainer.max_updates={self.cfg.trainer.max_updates}: a run cannot be shortened "
+                "(its config.yaml would describe a model it does not hold); use another "
+                "--exp-dir, or --init a fine-tuning from one of its checkpoints"
+            )
         logging.info("resuming from %s (update %d)", path, ckpt["update"])
         self.raw_model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])

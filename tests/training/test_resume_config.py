@@ -123,3 +123,13 @@ def test_config_changes_walks_nested_keys():
     assert may_change_on_resume("trainer.max_updates") and may_change_on_resume("health.window")
     assert not may_change_on_resume("trainer.seed") and not may_change_on_resume("optim.lr")
     assert not may_change_on_resume("schedule.warmup_updates")
+
+
+def test_a_shorter_run_than_the_checkpoint_is_refused(finished, corpus, tmp_path, helpers):
+    exp = _copy(finished, tmp_path)
+    cfg = ExperimentConfig.from_dict(helpers.tiny_pretrain_config(corpus, max_updates=4))
+    with pytest.raises(
+        ResumeError, match=r"ckpt-6.pt is at update 6, past this run's trainer\.max"
+    ):
+        Trainer(cfg, PretrainTask(cfg), exp).fit()
+    assert yaml.safe_load((exp / "config.yaml").read_text())["trainer"]["max_updates"] == 6
