@@ -112,6 +112,26 @@ if [ -n "$vanilla_config" ]; then
   ref+=($(( 60 + ref_times[1] + ref_times[2] )))
 fi
 num_stages=${#ref[@]}
+
+# What an earlier run finished (a rerun, or --finetune-seed after the demo) takes seconds: those
+# stages say so and count nothing towards the time left.
+already=()
+if [ -f download/.synth.done ] && [ -f data/.lang.done ] && [ -f data/.graphs.done ] &&
+   [ -f data/manifests/.synth_cuts.done ]; then
+  already[0]="prepare.sh's stages are done"
+fi
+pretrained=$(python - "$pre" "$pretrain_config" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"} <<'PY'
+import json, sys
+from pathlib import Path
+from hourglass_w2v2.training.config import load_config
+info = Path(sys.argv[1]) / "train_info.json"
+done = json.loads(info.read_text())["updates"] if info.is_file() else 0
+print(done if done >= load_config(sys.argv[2], sys.argv[3:]).trainer.max_updates else "")
+PY
+) || pretrained=""  # a config error is run.sh's to report, in its own words
+[ -z "$pretrained" ] || already[1]="$pre is at update $pretrained"
+for i in "${!already[@]}"; do ref[i]=0; done
+
 start=$(date +%s)
 done_ref=0        # reference seconds of the stages done
 timed_ref=0       # ... of those that ran here (not skipped as already done)
@@ -126,6 +146,11 @@ stage_start() {  # logs "[i/n] NAME: about X min; about Y min left of the demo"
   scale_pct=100
   [ "$timed_ref" -le 60 ] || scale_pct=$(( 100 * timed / timed_ref ))
   left=$(( (total - done_ref) * scale_pct / 100 ))
+  if [ -n "${already[stage]:-}" ]; then
+    log "[$(( stage + 1 ))/$num_stages] ${names[$stage]}: done already (${already[stage]});" \
+      "about $(( (left + 59) / 60 )) min left of the demo"
+    return
+  fi
   log "[$(( stage + 1 ))/$num_stages] ${names[$stage]}: about" \
     "$(( (ref[stage] * scale_pct / 100 + 59) / 60 )) min;" \
     "about $(( (left + 59) / 60 )) min left of the demo ($(( elapsed / 60 )) min so far)"
@@ -133,7 +158,7 @@ stage_start() {  # logs "[i/n] NAME: about X min; about Y min left of the demo"
 stage_done() {
   local took=$(( $(date +%s) - stage_t0 ))
   # a stage that took under a tenth of its reference time was mostly skipped (already done)
-  if [ $(( took * 10 )) -ge "${ref[stage]}" ]; then
+  if [ -z "${already[stage]:-}" ] && [ $(( took * 10 )) -ge "${ref[stage]}" ]; then
     timed_ref=$(( timed_ref + ref[stage] )); timed=$(( timed + took ))
   fi
   done_ref=$(( done_ref + ref[stage] )); stage=$(( stage + 1 ))
