@@ -52,9 +52,9 @@ DEMO_CONFIG = REPO / "egs/synth/SSL/conf/pretrain_tiny_hourglass_demo.yaml"
 #: candidate trainer settings: (config overrides, torch threads or None for torch's default).
 #: ``data.crop_multiple`` rounds each batch's crop down to a multiple of that many samples, so
 #: that batches come in few lengths and oneDNN reuses the kernels it built for a shape.
-#: Settings that do not name ``trainer.polyphase_conv_backward`` or ``trainer.reuse_freed_memory``
-#: turn them off, whatever the config says, so that ``fp32`` stays the plain eager trainer the
-#: others are compared with.
+#: Settings that do not name ``trainer.polyphase_conv_backward``, ``trainer.reuse_freed_memory``
+#: or ``trainer.onednn_linear`` turn them off, whatever the config says, so that ``fp32`` stays
+#: the plain eager trainer the others are compared with.
 _SETTINGS: dict[str, tuple[list[str], int | None]] = {
     "exact": (["data.crop_multiple=0"], None),  # fairseq's crop: each batch a new length
     "exact-seed2": (["data.crop_multiple=0", "trainer.seed=43"], None),
@@ -88,13 +88,25 @@ _SETTINGS: dict[str, tuple[list[str], int | None]] = {
         ],
         None,
     ),
+    "polyphase-reuse-onednn": (
+        [
+            "trainer.polyphase_conv_backward=true",
+            "trainer.reuse_freed_memory=true",
+            "trainer.onednn_linear=true",
+        ],
+        None,
+    ),
     "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
     "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
     "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
     "bf16-crop0.25s": (["trainer.precision=bf16", f"data.crop_multiple={SR // 4}"], None),
     "bf16-crop2s": (["trainer.precision=bf16", f"data.crop_multiple={2 * SR}"], None),
 }
-_OFF_UNLESS_NAMED = ("trainer.polyphase_conv_backward", "trainer.reuse_freed_memory")
+_OFF_UNLESS_NAMED = (
+    "trainer.polyphase_conv_backward",
+    "trainer.reuse_freed_memory",
+    "trainer.onednn_linear",
+)
 SETTINGS = {
     name: (
         [
@@ -244,6 +256,10 @@ def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]
     model.train()
     if cfg.trainer.polyphase_conv_backward:
         enable_polyphase_backward(model)
+    if cfg.trainer.onednn_linear:
+        from hourglass_w2v2.training.onednn import enable_onednn_linear
+
+        enable_onednn_linear(model)
     optimizer = build_optimizer(model, cfg.optim)
     step_model = torch.compile(model) if cfg.trainer.compile else model
     dtype = PRECISIONS[cfg.trainer.precision]

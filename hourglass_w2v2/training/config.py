@@ -235,6 +235,9 @@ class TrainerConfig:
     polyphase_conv_backward: bool = False
     # CPU: glibc keeps the buffers an update frees for the next (no page faults; same values)
     reuse_freed_memory: bool = False
+    # CPU: Linear layers on oneDNN's fp32 GEMM (faster than MKL's on AMD CPUs; same arithmetic),
+    # where oneDNN computes in fp32 (not on CPUs with AMX), see training/onednn.py
+    onednn_linear: bool = False
     find_unused_parameters: bool = False
     progress: bool = True  # tqdm bar on rank 0
 
@@ -410,6 +413,7 @@ RESUME_MAY_CHANGE = frozenset(
         "trainer.activation_checkpointing",
         "trainer.polyphase_conv_backward",
         "trainer.reuse_freed_memory",
+        "trainer.onednn_linear",
         "trainer.find_unused_parameters",
         "trainer.progress",
         "data.num_workers",

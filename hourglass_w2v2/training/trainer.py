@@ -60,6 +60,7 @@ from hourglass_w2v2.training.distributed import (
     setup_distributed,
 )
 from hourglass_w2v2.training.logs import setup_logging
+from hourglass_w2v2.training.onednn import enable_onednn_linear
 from hourglass_w2v2.training.optim import build_optimizer, build_scheduler
 from hourglass_w2v2.training.rng import rng_state, seed_everything, set_rng_state, shard_seed
 from hourglass_w2v2.training.sampling import UpdateBatchSampler
@@ -183,6 +184,15 @@ class Trainer:
             logging.info("polyphase input gradients in %d extractor conv blocks", n)
         if t.reuse_freed_memory and reuse_freed_memory():
             logging.info("glibc keeps freed buffers up to 32 MiB for reuse (no heap trimming)")
+        if t.onednn_linear and self.dist.device.type == "cpu":
+            n = enable_onednn_linear(self.model)
+            if n:
+                logging.info("oneDNN fp32 GEMMs in %d linear layers", n)
+            else:
+                logging.info(
+                    "trainer.onednn_linear: oneDNN would compute fp32 matmuls in bf16 on this "
+                    "CPU; the linear layers keep torch's GEMM"
+                )
         self.num_params = sum(p.numel() for p in self.raw_model.parameters())
         # the model section resolved to every ModelConfig field: rerunnable as it stands
         self.resolved_config = {**cfg.to_dict(), "model": self.raw_model.cfg.to_dict()}
