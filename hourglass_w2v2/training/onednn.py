@@ -9,12 +9,19 @@ So :func:`onednn_gemm_is_fp32` checks on this CPU that oneDNN's result is fp32's
 is switched, and :class:`OneDnnLinear` sets the flag only around its own three GEMMs (the output,
 the input gradient and the weight gradient), leaving attention and everything else as they are.
 The arithmetic is fp32 in both cases; only the order of the sums differs.
+
+oneDNN builds a kernel for each GEMM shape, and a training run's batches come in many: the
+three GEMMs of each layer at each batch length. Its cache keeps 1,024 kernels by default, which
+they overflow, so every update would build its kernels anew; :func:`enable_onednn_linear` raises
+the capacity (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, read when oneDNN builds its first kernel in
+the process; a value already in the environment is kept).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 _FLAG = torch.backends.mkldnn.matmul
+#: oneDNN kernels kept for reuse (a kernel is tens of kB of code)
+CACHE_CAPACITY = 16384
 
 
 @contextlib.contextmanager
@@ -95,6 +104,7 @@ class OneDnnLinear(nn.Linear):
 def enable_onednn_linear(model: nn.Module) -> int:
     """Make every ``nn.Linear`` of ``model`` an :class:`OneDnnLinear`, if oneDNN computes in
     fp32 on this CPU (:func:`onednn_gemm_is_fp32`); returns how many were switched (0 if not)."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(CACHE_CAPACITY))
     if not onednn_gemm_is_fp32():
         return 0
     layers = [m for m in model.modules() if type(m) is nn.Linear]
