@@ -333,7 +333,7 @@ class Trainer:
                 "--allow-config-change true) to go on from this checkpoint with the new values"
             )
         for key, old, new in changes:
-            level = logging.WARNING if (key, old, new) in fixed else logging.INFO
+            level = logging.INFO if may_change_on_resume(key) else logging.WARNING
             logging.log(level, "resuming with %s changed: %r -> %r", key, old, new)
 
     # ------------------------------------------------------------------ checkpoints

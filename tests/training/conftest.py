@@ -94,6 +94,20 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def six_updates(corpus, tmp_path_factory) -> Path:
+    """A finished 6-update pretraining run (``tiny_pretrain_config``: seed 3, checkpoints at 3
+    and 6, polynomial decay to lr 0 at update 6). Read-only: tests copy it before changing it."""
+    from hourglass_w2v2.training.config import ExperimentConfig
+    from hourglass_w2v2.training.pretrain_task import PretrainTask
+    from hourglass_w2v2.training.trainer import Trainer
+
+    exp = tmp_path_factory.mktemp("six_updates") / "exp"
+    cfg = ExperimentConfig.from_dict(tiny_pretrain_config(corpus))
+    Trainer(cfg, PretrainTask(cfg), exp).fit()
+    return exp
+
+
 def write_config(path: Path, d: dict) -> Path:
     path.write_text(yaml.safe_dump(d))
     return path

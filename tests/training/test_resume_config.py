@@ -19,23 +19,15 @@ from hourglass_w2v2.training.pretrain_task import PretrainTask
 from hourglass_w2v2.training.trainer import ResumeError, Trainer
 
 
-@pytest.fixture(scope="module")
-def finished(corpus, tmp_path_factory, helpers):
-    """A finished 6-update pretraining run (seed 3, polynomial decay to lr 0 at update 6)."""
-    exp = tmp_path_factory.mktemp("resume_config") / "exp"
-    cfg = ExperimentConfig.from_dict(helpers.tiny_pretrain_config(corpus))
-    Trainer(cfg, PretrainTask(cfg), exp).fit()
-    return exp
-
-
 def _copy(exp, tmp_path):
+    """A copy of the shared finished run (conftest's ``six_updates``) to resume."""
     copy = tmp_path / "exp"
     shutil.copytree(exp, copy)
     return copy
 
 
-def test_another_seed_is_refused_naming_the_key(finished, corpus, tmp_path, capsys, helpers):
-    exp = _copy(finished, tmp_path)
+def test_another_seed_is_refused_naming_the_key(six_updates, corpus, tmp_path, capsys, helpers):
+    exp = _copy(six_updates, tmp_path)
     config = helpers.write_config(tmp_path / "c.yaml", helpers.tiny_pretrain_config(corpus))
     args = ["--config", str(config), "--exp-dir", str(exp), "trainer.seed=4"]
     assert pretrain.main(args) == 2
@@ -56,9 +48,9 @@ def test_another_seed_is_refused_naming_the_key(finished, corpus, tmp_path, caps
 
 
 def test_allow_config_change_goes_on_with_the_new_values(
-    finished, corpus, tmp_path, capsys, helpers
+    six_updates, corpus, tmp_path, capsys, helpers
 ):
-    exp = _copy(finished, tmp_path)
+    exp = _copy(six_updates, tmp_path)
     config = helpers.write_config(tmp_path / "c.yaml", helpers.tiny_pretrain_config(corpus))
     args = [
         "--config",
@@ -77,11 +69,11 @@ def test_allow_config_change_goes_on_with_the_new_values(
     assert sorted(metrics) == [1, 2, 3, 4, 5, 6, 7]
 
 
-def test_longer_max_updates_replans_the_lr_schedule(finished, corpus, tmp_path, helpers):
+def test_longer_max_updates_replans_the_lr_schedule(six_updates, corpus, tmp_path, helpers):
     """Warm-up 2, linear decay to 0 at max_updates: update n (1-based) trains at
     lr x (1 - (n - 1 - 2) / (max_updates - 2)) after the warm-up. The finished run reached 0 at
     update 6; resumed with max_updates 10, updates 7-10 follow the 10-update plan."""
-    exp = _copy(finished, tmp_path)
+    exp = _copy(six_updates, tmp_path)
     before = helpers.read_metrics(exp)
     assert [before[n]["lr"] for n in (1, 2, 3, 6)] == pytest.approx([5e-4, 1e-3, 1e-3, 2.5e-4])
     cfg = ExperimentConfig.from_dict(helpers.tiny_pretrain_config(corpus, max_updates=10))
@@ -94,9 +86,9 @@ def test_longer_max_updates_replans_the_lr_schedule(finished, corpus, tmp_path, 
 
 
 def test_keys_that_do_not_change_the_updates_may_change(
-    finished, corpus, tmp_path, caplog, helpers
+    six_updates, corpus, tmp_path, caplog, helpers
 ):
-    exp = _copy(finished, tmp_path)
+    exp = _copy(six_updates, tmp_path)
     d = helpers.tiny_pretrain_config(corpus, log_interval=2, valid_interval=3)
     d["health"]["warmup_updates"] = 10
     d["data"]["num_workers"] = 1
@@ -125,8 +117,8 @@ def test_config_changes_walks_nested_keys():
     assert not may_change_on_resume("schedule.warmup_updates")
 
 
-def test_a_shorter_run_than_the_checkpoint_is_refused(finished, corpus, tmp_path, helpers):
-    exp = _copy(finished, tmp_path)
+def test_a_shorter_run_than_the_checkpoint_is_refused(six_updates, corpus, tmp_path, helpers):
+    exp = _copy(six_updates, tmp_path)
     cfg = ExperimentConfig.from_dict(helpers.tiny_pretrain_config(corpus, max_updates=4))
     with pytest.raises(
         ResumeError, match=r"ckpt-6.pt is at update 6, past this run's trainer\.max"

@@ -17,15 +17,6 @@ from hourglass_w2v2.training.pretrain_task import PretrainTask
 from hourglass_w2v2.training.trainer import ResumeError, Trainer
 
 
-@pytest.fixture(scope="module")
-def six_updates(corpus, tmp_path_factory, helpers):
-    """A finished 6-update pretraining run with checkpoints at 3 and 6."""
-    exp = tmp_path_factory.mktemp("faults") / "exp"
-    cfg = ExperimentConfig.from_dict(helpers.tiny_pretrain_config(corpus))
-    Trainer(cfg, PretrainTask(cfg), exp).fit()
-    return exp
-
-
 def _killed_after_update_6(exp, tmp_path):
     """A copy of the run as if killed after logging update 6 but before ckpt-6 was renamed
     into place: its metrics log runs 3 updates past its newest checkpoint, and ends in a

@@ -120,15 +120,17 @@ if [ -f download/.synth.done ] && [ -f data/.lang.done ] && [ -f data/.graphs.do
    [ -f data/manifests/.synth_cuts.done ]; then
   already[0]="prepare.sh's stages are done"
 fi
-pretrained=$(python - "$pre" "$pretrain_config" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"} <<'PY'
+pretrained=""
+if [ -f "$pre/train_info.json" ]; then  # a first run does not pay for starting Python here
+  pretrained=$(python - "$pre" "$pretrain_config" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"} <<'PY'
 import json, sys
 from pathlib import Path
 from hourglass_w2v2.training.config import load_config
-info = Path(sys.argv[1]) / "train_info.json"
-done = json.loads(info.read_text())["updates"] if info.is_file() else 0
+done = json.loads((Path(sys.argv[1]) / "train_info.json").read_text())["updates"]
 print(done if done >= load_config(sys.argv[2], sys.argv[3:]).trainer.max_updates else "")
 PY
-) || pretrained=""  # a config error is run.sh's to report, in its own words
+  ) || pretrained=""  # a config error is run.sh's to report, in its own words
+fi
 [ -z "$pretrained" ] || already[1]="$pre is at update $pretrained"
 for i in "${!already[@]}"; do ref[i]=0; done
 
