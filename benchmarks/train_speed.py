@@ -96,6 +96,15 @@ _SETTINGS: dict[str, tuple[list[str], int | None]] = {
         ],
         None,
     ),
+    "polyphase-fused-reuse-onednn": (
+        [
+            "trainer.polyphase_conv_backward=true",
+            "optim.fused_cpu=true",
+            "trainer.reuse_freed_memory=true",
+            "trainer.onednn_linear=true",
+        ],
+        None,
+    ),
     "fp32-crop0.25s": ([f"data.crop_multiple={SR // 4}"], None),
     "fp32-crop0.5s": ([f"data.crop_multiple={SR // 2}"], None),
     "fp32-crop2s": ([f"data.crop_multiple={2 * SR}"], None),
@@ -245,8 +254,8 @@ def _import_trainer():
 def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]:
     """(audio seconds, wall seconds) of a bare forward+backward+clip+step loop over ``groups``.
 
-    The model, optimizer, precision, compilation and polyphase setting are the config's; the
-    first ``warmup`` updates are run but not timed. No data loading, RNG reseeding, metrics or
+    The model, optimizer, precision, compilation and CPU options are the config's; the first
+    ``warmup`` updates are run but not timed. No data loading, RNG reseeding, metrics or
     logging.
     """
     _, build_optimizer, PretrainTask, PRECISIONS, _, enable_polyphase_backward = _import_trainer()
@@ -281,6 +290,19 @@ def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]
     return audio, seconds
 
 
+def _fresh_bare_loop(
+    cfg, groups: list[list[dict]], warmup: int, threads: int
+) -> tuple[float, float]:
+    """:func:`bare_loop` as the trainer starts: in a new process, the allocator set as the
+    config says, no oneDNN kernel built yet."""
+    torch.set_num_threads(threads)
+    if cfg.trainer.reuse_freed_memory:
+        from hourglass_w2v2.training.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
+    return bare_loop(cfg, groups, warmup)
+
+
 def run_trainer(
     config: Path,
     overrides: list[str],
@@ -294,7 +316,9 @@ def run_trainer(
     Returns the per-update records (loss, audio seconds, wall seconds), the trainer's
     audio-seconds/s after ``warmup`` updates, and, when ``bare_updates`` > 0, the same
     throughput of the trainer and of :func:`bare_loop` over the ``bare_updates`` updates that
-    follow the warm-up (the same batches).
+    follow the warm-up. The bare loop runs in a process of its own on the trainer's first
+    ``warmup + bare_updates`` batches and times the same updates the trainer's figure
+    covers, so both start cold: kernels to build, memory to fault in.
     """
     load_config, _, PretrainTask, _, TimedTrainer, _ = _import_trainer()
     if updates <= warmup:
@@ -316,7 +340,8 @@ def run_trainer(
     try:
         with tempfile.TemporaryDirectory(prefix="train_speed_") as exp_dir:
             bare = min(bare_updates, updates - warmup)
-            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep_from=warmup, keep=bare)
+            keep = warmup + bare if bare else 0
+            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep_from=0, keep=keep)
             trainer.fit()
         timed = trainer.records[warmup:]
         result = {
@@ -326,9 +351,12 @@ def run_trainer(
         }
         if bare:
             same = trainer.records[warmup : warmup + bare]
-            # the bare loop warms up on the first kept updates, then times the same ones again
-            bare_warm = min(3, bare)
-            audio, seconds = bare_loop(cfg, trainer.kept[:bare_warm] + trainer.kept, bare_warm)
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                job = pool.submit(
+                    _fresh_bare_loop, cfg, trainer.kept, warmup, torch.get_num_threads()
+                )
+                audio, seconds = job.result()
             result["trainer_same_batches"] = sum(r["audio"] for r in same) / sum(
                 r["seconds"] for r in same
             )
@@ -367,27 +395,27 @@ def trainer_main(args: argparse.Namespace) -> None:
         f"torch {torch.__version__}",
         flush=True,
     )
-    rows = []
-    for name in args.settings:
-        overrides, threads = SETTINGS[name]
-        # a process of its own (not daemonic: the trainer starts data-loader workers), as
-        # reuse_freed_memory changes the allocator for good
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-            job = pool.submit(
-                run_trainer, config, overrides, threads, updates, warmup, args.bare_updates
+    runs: dict[str, list[dict]] = {name: [] for name in args.settings}
+    for repeat in range(args.repeats):
+        for name in args.settings:
+            overrides, threads = SETTINGS[name]
+            # a process of its own (not daemonic: the trainer starts data-loader workers), as
+            # reuse_freed_memory changes the allocator for good
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                job = pool.submit(
+                    run_trainer, config, overrides, threads, updates, warmup, args.bare_updates
+                )
+                r = job.result()
+            runs[name].append(r)
+            losses = [x["loss"] for x in r["records"]]
+            print(
+                f"measured (repeat {repeat + 1}/{args.repeats}): {name} "
+                f"{r['audio_s_per_s']:.1f} audio-s/s, loss over the last {window} updates "
+                f"{statistics.fmean(losses[-window:]):.4f}",
+                flush=True,
             )
-            r = job.result()
-        r["name"], r["overrides"] = name, " ".join(overrides) or "(config as is)"
-        losses = [x["loss"] for x in r["records"]]
-        r["final_loss"] = statistics.fmean(losses[-window:])
-        r["curve"] = window_means(losses, window)
-        rows.append(r)
-        print(
-            f"measured: {name} {r['audio_s_per_s']:.1f} audio-s/s, loss over the last {window} "
-            f"updates {r['final_loss']:.4f}",
-            flush=True,
-        )
+    rows = [_median_row(name, runs, args.settings[0], window) for name in args.settings]
     ref = rows[0]
     print(
         f"| setting | overrides | threads | audio-s/s | / {ref['name']} | loss, last {window} "
@@ -398,14 +426,44 @@ def trainer_main(args: argparse.Namespace) -> None:
     for r in rows:
         gaps = [abs(a - b) for a, b in zip(r["curve"], ref["curve"], strict=True)]
         bare = r.get("bare_audio_s_per_s")
-        share = "-" if bare is None else f"{r['trainer_same_batches'] / bare:.2f}"
+        share = "-" if bare is None else f"{r['share']:.2f}"
         print(
             f"| {r['name']} | {r['overrides']} | {r['threads']} | {r['audio_s_per_s']:.1f} | "
-            f"{r['audio_s_per_s'] / ref['audio_s_per_s']:.2f} | {r['final_loss']:.4f} | "
+            f"{r['ratio']:.2f} | {r['final_loss']:.4f} | "
             f"{r['final_loss'] - ref['final_loss']:+.4f} | {max(gaps):.4f} | "
             f"{'-' if bare is None else f'{bare:.1f}'} | {share} |",
             flush=True,
         )
+    if args.repeats > 1:
+        print(
+            f"medians of {args.repeats} interleaved runs; a ratio is the median of each "
+            f"round's ratio. audio-s/s of each run: "
+            + "; ".join(
+                f"{name} " + ", ".join(f"{r['audio_s_per_s']:.1f}" for r in runs[name])
+                for name in args.settings
+            )
+        )
+
+
+def _median_row(name: str, runs: dict[str, list[dict]], ref: str, window: int) -> dict:
+    """One setting's table row from its runs: medians of the throughputs, of the ratio to the
+    ``ref`` setting's run of the same round and of trainer / bare; the first run's loss curve
+    (a setting's runs train the same updates, so their losses agree to rounding)."""
+    mine = runs[name]
+    r = dict(mine[0])
+    r["name"], r["overrides"] = name, " ".join(SETTINGS[name][0]) or "(config as is)"
+    losses = [x["loss"] for x in r["records"]]
+    r["final_loss"] = statistics.fmean(losses[-window:])
+    r["curve"] = window_means(losses, window)
+    r["audio_s_per_s"] = statistics.median([x["audio_s_per_s"] for x in mine])
+    r["ratio"] = statistics.median(
+        [x["audio_s_per_s"] / y["audio_s_per_s"] for x, y in zip(mine, runs[ref], strict=True)]
+    )
+    if "bare_audio_s_per_s" in r:
+        r["bare_audio_s_per_s"] = statistics.median([x["bare_audio_s_per_s"] for x in mine])
+        shares = [x["trainer_same_batches"] / x["bare_audio_s_per_s"] for x in mine]
+        r["share"] = statistics.median(shares)
+    return r
 
 
 def _cpu_name() -> str:
@@ -459,8 +517,8 @@ def main() -> None:
         "--repeats",
         type=int,
         default=1,
-        help="measure every model this many times, interleaved, report the "
-        "median (fairer on a shared machine)",
+        help="measure every model (--trainer: setting) this many times, interleaved, and "
+        "report the medians (fairer on a shared or drifting machine)",
     )
     args = parser.parse_args()
     if args.trainer:

@@ -24,10 +24,15 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_speed.py"
 
 @pytest.fixture(scope="module")
 def bench():
+    # importable by name, as the bare loop's process (spawned) finds its function by module
+    sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["train_speed"] = module
     spec.loader.exec_module(module)
-    return module
+    yield module
+    del sys.modules["train_speed"]
+    sys.path.remove(str(SCRIPT.parent))
 
 
 def test_trainer_mode_trains_what_the_trainer_trains_and_times_it(bench, corpus, tmp_path, helpers):
@@ -112,3 +117,33 @@ def test_trainer_mode_runs_each_setting_in_a_process_of_its_own(corpus, tmp_path
     assert "trainer.reuse_freed_memory=true" in rows[1][1]
     assert "trainer.reuse_freed_memory=false" in rows[2][1]
     assert float(rows[2][4]) > 0 and float(rows[2][7]) == 0.0  # no gap in the loss curve
+
+
+def test_repeated_runs_give_medians_and_each_rounds_ratio(bench):
+    """--repeats: a row is the median of its runs, and its ratio the median of the per-round
+    ratios to the reference run of the same round (a drifting machine cancels out)."""
+
+    def run(speed: float, trainer: float, bare: float) -> dict:
+        records = [{"loss": 4.0 - 0.01 * i, "audio": 20.0, "seconds": 0.2} for i in range(4)]
+        return {
+            "records": records,
+            "threads": 2,
+            "audio_s_per_s": speed,
+            "trainer_same_batches": trainer,
+            "bare_audio_s_per_s": bare,
+        }
+
+    runs = {
+        "fp32": [run(80.0, 80.0, 100.0), run(100.0, 90.0, 100.0), run(90.0, 45.0, 50.0)],
+        "polyphase-reuse": [run(120.0, 1.0, 1.0), run(110.0, 1.0, 2.0), run(99.0, 3.0, 4.0)],
+    }
+    ref = bench._median_row("fp32", runs, "fp32", 2)
+    row = bench._median_row("polyphase-reuse", runs, "fp32", 2)
+    assert (ref["audio_s_per_s"], ref["ratio"], ref["share"]) == (90.0, 1.0, 0.9)
+    assert ref["bare_audio_s_per_s"] == 100.0
+    # rounds: 120/80 = 1.5, 110/100 = 1.1, 99/90 = 1.1; not 110/90 = 1.22 of the medians
+    assert row["audio_s_per_s"] == 110.0 and row["ratio"] == pytest.approx(1.1)
+    assert row["share"] == 0.75  # of 1.0, 0.5, 0.75
+    assert row["curve"] == pytest.approx([3.995, 3.975])
+    assert row["final_loss"] == pytest.approx(3.975)
+    assert "trainer.polyphase_conv_backward=true" in row["overrides"]
