@@ -25,7 +25,10 @@ count) trains ``--updates`` updates of ``Trainer`` from scratch in a temporary e
 directory. The table gives the trainer's audio-seconds/s after ``--warmup`` updates, its ratio
 to the first setting's, the loss over the last ``--loss-window`` updates and its gap to the
 first setting's (the ``exact-seed2`` row shows what another seed alone changes), and the
-trainer's throughput as a share of a bare forward+backward+step loop on the same batches.
+trainer's throughput as a share of a bare forward+backward+step loop on the same batches (in a
+process of its own, so that both start cold). ``--repeats N`` runs the settings N times,
+interleaved, and reports medians: on a machine whose speed drifts, each round's ratio to the
+first setting is fairer than one run's.
 """
 
 from __future__ import annotations
