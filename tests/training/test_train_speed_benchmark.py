@@ -147,3 +147,20 @@ def test_repeated_runs_give_medians_and_each_rounds_ratio(bench):
     assert row["curve"] == pytest.approx([3.995, 3.975])
     assert row["final_loss"] == pytest.approx(3.975)
     assert "trainer.polyphase_conv_backward=true" in row["overrides"]
+
+
+def test_the_demo_pretrains_with_the_setting_benchmarked_as_its_own(bench):
+    """docs/benchmarks.md gives `polyphase-reuse-onednn` as the demo pretraining's setting and
+    `polyphase-fused-reuse-onednn` as that plus fused AdamW (not the demo's: RESULTS.md)."""
+    from hourglass_w2v2.training.config import load_config
+
+    keys = ("polyphase_conv_backward", "reuse_freed_memory", "onednn_linear")
+    demo = load_config(bench.DEMO_CONFIG, [])
+    for name, fused in (("polyphase-reuse-onednn", False), ("polyphase-fused-reuse-onednn", True)):
+        cfg = load_config(bench.DEMO_CONFIG, bench.SETTINGS[name][0])
+        assert [getattr(cfg.trainer, k) for k in keys] == [True, True, True], name
+        assert cfg.optim.fused_cpu is fused, name
+    assert [getattr(demo.trainer, k) for k in keys] == [True, True, True]
+    assert demo.optim.fused_cpu is False
+    finetune = load_config(bench.DEMO_CONFIG.parent / "finetune_tiny_10min_demo.yaml", [])
+    assert finetune.trainer.onednn_linear is False and finetune.optim.fused_cpu is False
