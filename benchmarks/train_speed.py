@@ -216,11 +216,11 @@ def _import_trainer():
 
     class TimedTrainer(Trainer):
         """The trainer, recording per update its loss, audio and wall time, and keeping the
-        micro-batches of the updates ``[keep_from, keep_from + keep)`` for the bare loop."""
+        micro-batches of its first ``keep`` updates for the bare loop."""
 
-        def __init__(self, *args, keep_from: int = 0, keep: int = 0, **kwargs) -> None:
+        def __init__(self, *args, keep: int = 0, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            self.keep_from, self.keep = keep_from, keep
+            self.keep = keep
             self.records: list[dict] = []
             self.kept: list[list[dict]] = []
             self._last = None
@@ -228,7 +228,7 @@ def _import_trainer():
         def train_step(self, group: list[dict]) -> dict[str, float] | None:
             if self._last is None:  # the clock starts at the first update, after loader start-up
                 self._last = time.perf_counter()
-            if self.keep_from <= len(self.records) < self.keep_from + self.keep:
+            if len(self.records) < self.keep:
                 self.kept.append(group)
             out = super().train_step(group)
             if out is not None:
@@ -254,13 +254,18 @@ def _import_trainer():
     )
 
 
-def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]:
+def bare_loop(cfg, groups: list[list[dict]], warmup: int, threads: int) -> tuple[float, float]:
     """(audio seconds, wall seconds) of a bare forward+backward+clip+step loop over ``groups``.
 
-    The model, optimizer, precision, compilation and CPU options are the config's; the first
-    ``warmup`` updates are run but not timed. No data loading, RNG reseeding, metrics or
-    logging.
+    The model, optimizer, precision, compilation and CPU options (the allocator's included,
+    so run it in a process of its own) are the config's; the first ``warmup`` updates are run
+    but not timed. No data loading, RNG reseeding, metrics or logging.
     """
+    torch.set_num_threads(threads)
+    if cfg.trainer.reuse_freed_memory:
+        from hourglass_w2v2.training.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
     _, build_optimizer, PretrainTask, PRECISIONS, _, enable_polyphase_backward = _import_trainer()
     torch.manual_seed(cfg.trainer.seed)
     task = PretrainTask(cfg)
@@ -293,17 +298,13 @@ def bare_loop(cfg, groups: list[list[dict]], warmup: int) -> tuple[float, float]
     return audio, seconds
 
 
-def _fresh_bare_loop(
-    cfg, groups: list[list[dict]], warmup: int, threads: int
-) -> tuple[float, float]:
-    """:func:`bare_loop` as the trainer starts: in a new process, the allocator set as the
-    config says, no oneDNN kernel built yet."""
-    torch.set_num_threads(threads)
-    if cfg.trainer.reuse_freed_memory:
-        from hourglass_w2v2.training.allocator import reuse_freed_memory
-
-        reuse_freed_memory()
-    return bare_loop(cfg, groups, warmup)
+def _in_fresh_process(fn, *args):
+    """``fn(*args)`` in a spawned process of its own (not daemonic: the trainer starts
+    data-loader workers); for what changes a process for good (the allocator, oneDNN's
+    kernel cache) or must start cold."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def run_trainer(
@@ -344,7 +345,7 @@ def run_trainer(
         with tempfile.TemporaryDirectory(prefix="train_speed_") as exp_dir:
             bare = min(bare_updates, updates - warmup)
             keep = warmup + bare if bare else 0
-            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep_from=0, keep=keep)
+            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep=keep)
             trainer.fit()
         timed = trainer.records[warmup:]
         result = {
@@ -354,12 +355,9 @@ def run_trainer(
         }
         if bare:
             same = trainer.records[warmup : warmup + bare]
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                job = pool.submit(
-                    _fresh_bare_loop, cfg, trainer.kept, warmup, torch.get_num_threads()
-                )
-                audio, seconds = job.result()
+            audio, seconds = _in_fresh_process(
+                bare_loop, cfg, trainer.kept, warmup, torch.get_num_threads()
+            )
             result["trainer_same_batches"] = sum(r["audio"] for r in same) / sum(
                 r["seconds"] for r in same
             )
@@ -402,14 +400,9 @@ def trainer_main(args: argparse.Namespace) -> None:
     for repeat in range(args.repeats):
         for name in args.settings:
             overrides, threads = SETTINGS[name]
-            # a process of its own (not daemonic: the trainer starts data-loader workers), as
-            # reuse_freed_memory changes the allocator for good
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                job = pool.submit(
-                    run_trainer, config, overrides, threads, updates, warmup, args.bare_updates
-                )
-                r = job.result()
+            r = _in_fresh_process(
+                run_trainer, config, overrides, threads, updates, warmup, args.bare_updates
+            )
             runs[name].append(r)
             losses = [x["loss"] for x in r["records"]]
             print(
