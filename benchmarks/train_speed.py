@@ -212,7 +212,7 @@ def _import_trainer():
     from hourglass_w2v2.training.config import load_config
     from hourglass_w2v2.training.optim import build_optimizer
     from hourglass_w2v2.training.pretrain_task import PretrainTask
-    from hourglass_w2v2.training.trainer import PRECISIONS, Trainer, enable_polyphase_backward
+    from hourglass_w2v2.training.trainer import PRECISIONS, Trainer, apply_speed_options
 
     class TimedTrainer(Trainer):
         """The trainer, recording per update its loss, audio and wall time, and keeping the
@@ -250,33 +250,25 @@ def _import_trainer():
         PretrainTask,
         PRECISIONS,
         TimedTrainer,
-        enable_polyphase_backward,
+        apply_speed_options,
     )
 
 
 def bare_loop(cfg, groups: list[list[dict]], warmup: int, threads: int) -> tuple[float, float]:
     """(audio seconds, wall seconds) of a bare forward+backward+clip+step loop over ``groups``.
 
-    The model, optimizer, precision, compilation and CPU options (the allocator's included,
-    so run it in a process of its own) are the config's; the first ``warmup`` updates are run
-    but not timed. No data loading, RNG reseeding, metrics or logging.
+    The model, optimizer, precision, compilation and speed options (set by the trainer's own
+    ``apply_speed_options``, the allocator's included, so run it in a process of its own) are
+    the config's; the first ``warmup`` updates are run but not timed. No data loading, RNG
+    reseeding, metrics or logging.
     """
     torch.set_num_threads(threads)
-    if cfg.trainer.reuse_freed_memory:
-        from hourglass_w2v2.training.allocator import reuse_freed_memory
-
-        reuse_freed_memory()
-    _, build_optimizer, PretrainTask, PRECISIONS, _, enable_polyphase_backward = _import_trainer()
+    _, build_optimizer, PretrainTask, PRECISIONS, _, apply_speed_options = _import_trainer()
     torch.manual_seed(cfg.trainer.seed)
     task = PretrainTask(cfg)
     model = task.build_model()
     model.train()
-    if cfg.trainer.polyphase_conv_backward:
-        enable_polyphase_backward(model)
-    if cfg.trainer.onednn_linear:
-        from hourglass_w2v2.training.onednn import enable_onednn_linear
-
-        enable_onednn_linear(model)
+    apply_speed_options(model, cfg.trainer, torch.device("cpu"))
     optimizer = build_optimizer(model, cfg.optim)
     step_model = torch.compile(model) if cfg.trainer.compile else model
     dtype = PRECISIONS[cfg.trainer.precision]

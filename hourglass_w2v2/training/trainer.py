@@ -47,6 +47,7 @@ from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.training.allocator import reuse_freed_memory
 from hourglass_w2v2.training.config import (
     ExperimentConfig,
+    TrainerConfig,
     config_changes,
     may_change_on_resume,
 )
@@ -115,6 +116,29 @@ def enable_polyphase_backward(model: nn.Module) -> int:
     return len(blocks)
 
 
+def apply_speed_options(model: nn.Module, t: TrainerConfig, device: torch.device) -> None:
+    """The trainer options that change how ``model`` (on ``device``) and this process compute,
+    not what: activation checkpointing, polyphase conv backward, glibc's buffer reuse and
+    oneDNN linear layers (CPU only). Logs what each one did."""
+    if t.activation_checkpointing:
+        n = enable_activation_checkpointing(model)
+        logging.info("activation checkpointing on %d transformer layers", n)
+    if t.polyphase_conv_backward:
+        n = enable_polyphase_backward(model)
+        logging.info("polyphase input gradients in %d extractor conv blocks", n)
+    if t.reuse_freed_memory and reuse_freed_memory():
+        logging.info("glibc keeps freed buffers up to 32 MiB for reuse (no heap trimming)")
+    if t.onednn_linear and device.type == "cpu":
+        n = enable_onednn_linear(model)
+        if n:
+            logging.info("oneDNN fp32 GEMMs in %d linear layers", n)
+        else:
+            logging.info(
+                "trainer.onednn_linear: oneDNN would compute fp32 matmuls in bf16 on this "
+                "CPU; the linear layers keep torch's GEMM"
+            )
+
+
 def derive_accum_grad(cfg: ExperimentConfig, world_size: int) -> int:
     """Accumulation steps so that ``world_size x accum x max_duration`` is the global batch."""
     t = cfg.trainer
@@ -176,23 +200,7 @@ class Trainer:
         seed_everything(t.seed)
         self.model = self.task.build_model().to(self.dist.device)
         self.raw_model = self.model
-        if t.activation_checkpointing:
-            n = enable_activation_checkpointing(self.model)
-            logging.info("activation checkpointing on %d transformer layers", n)
-        if t.polyphase_conv_backward:
-            n = enable_polyphase_backward(self.model)
-            logging.info("polyphase input gradients in %d extractor conv blocks", n)
-        if t.reuse_freed_memory and reuse_freed_memory():
-            logging.info("glibc keeps freed buffers up to 32 MiB for reuse (no heap trimming)")
-        if t.onednn_linear and self.dist.device.type == "cpu":
-            n = enable_onednn_linear(self.model)
-            if n:
-                logging.info("oneDNN fp32 GEMMs in %d linear layers", n)
-            else:
-                logging.info(
-                    "trainer.onednn_linear: oneDNN would compute fp32 matmuls in bf16 on this "
-                    "CPU; the linear layers keep torch's GEMM"
-                )
+        apply_speed_options(self.model, t, self.dist.device)
         self.num_params = sum(p.numel() for p in self.raw_model.parameters())
         # the model section resolved to every ModelConfig field: rerunnable as it stands
         self.resolved_config = {**cfg.to_dict(), "model": self.raw_model.cfg.to_dict()}

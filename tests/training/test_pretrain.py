@@ -313,3 +313,29 @@ def test_mixed_precision_updates(corpus, tmp_path, helpers, precision):
     assert out is not None and math.isfinite(out["loss"]) and math.isfinite(out["grad_norm"])
     assert not torch.equal(before, trainer.raw_model.final_proj.weight)
     assert trainer.raw_model.final_proj.weight.dtype == torch.float32  # master weights
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_speed_options_reach_the_model(corpus, helpers, device):
+    """apply_speed_options (the trainer's and the speed benchmark's bare loop's one way to set
+    them) turns on each option in the modules it names, and oneDNN linear layers only on CPU
+    where oneDNN keeps fp32."""
+    from hourglass_w2v2.models.encoder import TransformerEncoder
+    from hourglass_w2v2.models.extractor import FeatureExtractor
+    from hourglass_w2v2.training.onednn import OneDnnLinear, onednn_gemm_is_fp32
+    from hourglass_w2v2.training.trainer import apply_speed_options
+
+    options = dict(activation_checkpointing=True, polyphase_conv_backward=True)
+    cfg = ExperimentConfig.from_dict(
+        helpers.tiny_pretrain_config(corpus, onednn_linear=True, **options)
+    )
+    model = PretrainTask(cfg).build_model()
+    linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    apply_speed_options(model, cfg.trainer, torch.device(device))
+    (extractor,) = [m for m in model.modules() if isinstance(m, FeatureExtractor)]
+    assert [b.polyphase_backward for b in extractor.conv_layers] == [True] * 7
+    encoders = [m for m in model.modules() if isinstance(m, TransformerEncoder)]
+    assert encoders and all(e.checkpoint_layers for e in encoders)
+    onednn = sum(isinstance(m, OneDnnLinear) for m in model.modules())
+    assert linears > 0
+    assert onednn == (linears if device == "cpu" and onednn_gemm_is_fp32() else 0)
