@@ -44,6 +44,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -207,8 +208,10 @@ def measure(name: str, compiled: bool, args: argparse.Namespace) -> dict:
     }
 
 
-def _import_trainer():
-    """The training layer, imported only in ``--trainer`` mode (it pulls in lhotse)."""
+def _import_trainer() -> SimpleNamespace:
+    """The training layer, imported only in ``--trainer`` mode (it pulls in lhotse): a namespace
+    of ``load_config``, ``build_optimizer``, ``PretrainTask``, ``PRECISIONS``,
+    ``apply_speed_options`` and ``TimedTrainer``."""
     from hourglass_w2v2.training.config import load_config
     from hourglass_w2v2.training.optim import build_optimizer
     from hourglass_w2v2.training.pretrain_task import PretrainTask
@@ -244,13 +247,13 @@ def _import_trainer():
         def run_validation(self) -> dict[str, float]:
             return {}  # validation is outside the training throughput
 
-    return (
-        load_config,
-        build_optimizer,
-        PretrainTask,
-        PRECISIONS,
-        TimedTrainer,
-        apply_speed_options,
+    return SimpleNamespace(
+        load_config=load_config,
+        build_optimizer=build_optimizer,
+        PretrainTask=PretrainTask,
+        PRECISIONS=PRECISIONS,
+        apply_speed_options=apply_speed_options,
+        TimedTrainer=TimedTrainer,
     )
 
 
@@ -263,15 +266,15 @@ def bare_loop(cfg, groups: list[list[dict]], warmup: int, threads: int) -> tuple
     reseeding, metrics or logging.
     """
     torch.set_num_threads(threads)
-    _, build_optimizer, PretrainTask, PRECISIONS, _, apply_speed_options = _import_trainer()
+    layer = _import_trainer()
     torch.manual_seed(cfg.trainer.seed)
-    task = PretrainTask(cfg)
+    task = layer.PretrainTask(cfg)
     model = task.build_model()
     model.train()
-    apply_speed_options(model, cfg.trainer, torch.device("cpu"))
-    optimizer = build_optimizer(model, cfg.optim)
+    layer.apply_speed_options(model, cfg.trainer, torch.device("cpu"))
+    optimizer = layer.build_optimizer(model, cfg.optim)
     step_model = torch.compile(model) if cfg.trainer.compile else model
-    dtype = PRECISIONS[cfg.trainer.precision]
+    dtype = layer.PRECISIONS[cfg.trainer.precision]
     clip = cfg.optim.clip_grad_norm if cfg.optim.clip_grad_norm > 0 else math.inf
     audio = seconds = 0.0
     for i, group in enumerate(groups):
@@ -316,11 +319,11 @@ def run_trainer(
     ``warmup + bare_updates`` batches and times the same updates the trainer's figure
     covers, so both start cold: kernels to build, memory to fault in.
     """
-    load_config, _, PretrainTask, _, TimedTrainer, _ = _import_trainer()
+    layer = _import_trainer()
     if updates <= warmup:
         raise ValueError(f"--updates ({updates}) must be more than --warmup ({warmup})")
     manifests = config.parent.parent / "data" / "manifests"
-    cfg = load_config(
+    cfg = layer.load_config(
         config,
         [
             f"data.manifest_dir={manifests}",
@@ -337,7 +340,7 @@ def run_trainer(
         with tempfile.TemporaryDirectory(prefix="train_speed_") as exp_dir:
             bare = min(bare_updates, updates - warmup)
             keep = warmup + bare if bare else 0
-            trainer = TimedTrainer(cfg, PretrainTask(cfg), exp_dir, keep=keep)
+            trainer = layer.TimedTrainer(cfg, layer.PretrainTask(cfg), exp_dir, keep=keep)
             trainer.fit()
         timed = trainer.records[warmup:]
         result = {
