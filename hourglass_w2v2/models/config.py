@@ -102,6 +102,44 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
+#: keys holding a probability: True where 1 itself is allowed ([0, 1]), else [0, 1)
+_PROBABILITIES = {
+    "dropout": False,
+    "attention_dropout": False,
+    "activation_dropout": False,
+    "dropout_input": False,
+    "dropout_features": False,
+    "layerdrop": False,
+    "final_dropout": False,
+    "mask_dropout": False,
+    "mask_prob": True,
+    "mask_channel_prob": True,
+}
+#: integer keys and their smallest value
+_INT_MINIMUMS = {
+    "encoder_embed_dim": 1,
+    "encoder_layers": 1,
+    "encoder_ffn_embed_dim": 1,
+    "encoder_attention_heads": 1,
+    "conv_pos": 1,
+    "conv_pos_groups": 1,
+    "mask_length": 1,
+    "min_masks": 0,
+    "mask_channel_length": 1,
+    "final_dim": 1,
+    "latent_vars": 1,
+    "latent_groups": 1,
+    "latent_dim": 0,
+    "num_negatives": 1,
+}
+#: number keys that may not be negative
+_NON_NEGATIVE = ("feature_grad_mult", "diversity_weight", "feature_penalty_weight")
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)  # a bool is an int to Python, not to a config
+
+
 @dataclass
 class ModelConfig:
     """Everything that defines a wav2vec 2.0 / hourglass model; see the presets for values."""
@@ -175,6 +213,7 @@ class ModelConfig:
             raise ValueError(f"codebook_init must be uniform|centered, got {self.codebook_init!r}")
         if self.upsample not in ("repeat", "linear"):
             raise ValueError(f"upsample must be repeat|linear, got {self.upsample!r}")
+        self._check_ranges()
         if self.encoder_embed_dim % self.encoder_attention_heads:
             raise ValueError(
                 f"encoder_embed_dim {self.encoder_embed_dim} not divisible by "
@@ -182,10 +221,6 @@ class ModelConfig:
             )
         if self.encoder_embed_dim % self.conv_pos_groups:
             raise ValueError("encoder_embed_dim must be divisible by conv_pos_groups")
-        if not 0.0 <= self.mask_dropout < 1.0:
-            raise ValueError(f"mask_dropout must be in [0, 1), got {self.mask_dropout}")
-        if len(self.latent_temp) != 3:
-            raise ValueError(f"latent_temp must be (start, end, decay), got {self.latent_temp}")
         if self.quantizer_dim % self.latent_groups:
             raise ValueError("latent_dim (or final_dim) must be divisible by latent_groups")
         total = hourglass_num_layers(self.hourglass)
@@ -193,6 +228,35 @@ class ModelConfig:
             raise ValueError(
                 f"hourglass {self.hourglass} has {total} layers "
                 f"but encoder_layers={self.encoder_layers}"
+            )
+
+    def _check_ranges(self) -> None:
+        """Raise ``ValueError`` naming the first key whose value is out of its range."""
+        for key, one_allowed in _PROBABILITIES.items():
+            value = getattr(self, key)
+            if _is_bool(value) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+            if not (0.0 <= value <= 1.0 if one_allowed else 0.0 <= value < 1.0):
+                bounds = "[0, 1]" if one_allowed else "[0, 1)"
+                raise ValueError(f"{key} must be in {bounds}, got {value}")
+        for key, low in _INT_MINIMUMS.items():
+            value = getattr(self, key)
+            if _is_bool(value) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{key} must be an int >= {low}, got {value!r}")
+        for key in _NON_NEGATIVE:
+            value = getattr(self, key)
+            if _is_bool(value) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        if _is_bool(self.logit_temp) or not isinstance(self.logit_temp, (int, float)):
+            raise ValueError(f"logit_temp must be a number > 0, got {self.logit_temp!r}")
+        if not self.logit_temp > 0:
+            raise ValueError(f"logit_temp must be > 0, got {self.logit_temp}")
+        if len(self.latent_temp) != 3:
+            raise ValueError(f"latent_temp must be (start, end, decay), got {self.latent_temp}")
+        start, end, decay = self.latent_temp
+        if not (start > 0 and end > 0 and 0 < decay <= 1):
+            raise ValueError(
+                f"latent_temp must be (start > 0, end > 0, decay in (0, 1]), got {self.latent_temp}"
             )
 
     @property

@@ -78,3 +78,43 @@ def test_from_yaml_reads_exponent_floats_as_numbers(tmp_path):
     cfg = ModelConfig.from_yaml(path)
     assert cfg.dropout == 0.05 and isinstance(cfg.dropout, float)
     assert cfg.feature_grad_mult == 0.1 and isinstance(cfg.feature_grad_mult, float)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("dropout", 1.5, r"dropout must be in \[0, 1\), got 1.5"),
+        ("layerdrop", 1.0, r"layerdrop must be in \[0, 1\), got 1.0"),
+        ("attention_dropout", -0.2, r"attention_dropout must be in \[0, 1\), got -0.2"),
+        ("final_dropout", "0.1", r"final_dropout must be a number, got '0.1'"),
+        ("mask_prob", 1.7, r"mask_prob must be in \[0, 1\], got 1.7"),
+        ("mask_channel_prob", -0.1, r"mask_channel_prob must be in \[0, 1\], got -0.1"),
+        ("mask_length", 0, r"mask_length must be an int >= 1, got 0"),
+        ("min_masks", -1, r"min_masks must be an int >= 0, got -1"),
+        ("num_negatives", 2.5, r"num_negatives must be an int >= 1, got 2.5"),
+        ("encoder_attention_heads", 0, r"encoder_attention_heads must be an int >= 1, got 0"),
+        ("latent_groups", True, r"latent_groups must be an int >= 1, got True"),
+        ("feature_grad_mult", -0.1, r"feature_grad_mult must be a number >= 0, got -0.1"),
+        ("logit_temp", 0.0, r"logit_temp must be > 0, got 0.0"),
+        ("latent_temp", (2.0, 0.5, 1.5), r"latent_temp must be \(start > 0, end > 0, decay"),
+        ("latent_temp", (2.0, 0.5), r"latent_temp must be \(start, end, decay\)"),
+    ],
+)
+def test_out_of_range_values_are_named(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig.preset("tiny-hourglass", **{key: value})
+
+
+def test_range_edges_are_accepted():
+    # each bound that the ranges include: a probability of 0, mask_prob 1, frozen extractor
+    cfg = ModelConfig.preset(
+        "tiny",
+        dropout=0.0,
+        mask_prob=1.0,
+        mask_channel_prob=1.0,
+        feature_grad_mult=0.0,
+        min_masks=0,
+        latent_dim=0,
+        latent_temp=(1.0, 1.0, 1.0),
+    )
+    assert (cfg.mask_prob, cfg.feature_grad_mult, cfg.latent_temp) == (1.0, 0.0, (1.0, 1.0, 1.0))
