@@ -57,7 +57,8 @@ run_sh_help() {
 Stages:
   1  contrastive pretraining (torchrun; resumes from the newest checkpoint in --exp-dir)
   2  CTC fine-tuning; --init is a pretraining checkpoint, an exp dir (its newest checkpoint),
-     a fairseq/HF/torchaudio checkpoint, or "scratch" (baseline)
+     a fairseq / torchaudio checkpoint, an HF model dir (config.json + weights), or
+     "scratch" (baseline)
   3  decoding every test set with every method in --methods
   4  the results table of every experiment under exp/
 Options (default):
@@ -207,7 +208,8 @@ torchrun_launch_options() {
   if [ "$max_restarts" -gt 0 ]; then opts+=(--max-restarts "$max_restarts"); fi
 }
 
-# INIT is "scratch" (--init-from-scratch), a checkpoint file, or an exp dir whose newest
+# INIT is "scratch" (--init-from-scratch), a checkpoint file, an HF transformers model dir
+# (save_pretrained: config.json + weights, passed as it is), or an exp dir whose newest
 # checkpoint is used (--init FILE); AVG > 0 adds --avg AVG.
 # shellcheck disable=SC2178  # opts names the caller's array
 set_init_options() {
@@ -220,7 +222,9 @@ set_init_options() {
     scratch) opts=(--init-from-scratch) ;;
     *)
       ckpt=$init
-      if [ -d "$init" ]; then ckpt=$(newest_checkpoint "$init/checkpoints") || return 1; fi
+      if [ -d "$init" ] && [ ! -f "$init/config.json" ]; then
+        ckpt=$(newest_checkpoint "$init/checkpoints") || return 1
+      fi
       opts=(--init "$ckpt") ;;
   esac
   if [ "$avg" -gt 0 ]; then opts+=(--avg "$avg"); fi

@@ -96,6 +96,18 @@ def test_exp_dir_without_checkpoints_stops_stage_2_naming_it(work):
     assert calls == []
 
 
+def test_stage_2_passes_an_hf_model_dir_as_it_is(work):
+    # save_pretrained's layout: config.json + weights, no checkpoints/ folder
+    hf = work / "models/wav2vec2-base"
+    hf.mkdir(parents=True)
+    (hf / "config.json").write_text("{}")
+    (hf / "model.safetensors").write_bytes(b"")
+    out, [argv] = run_sh(work, "--stage", "2", "--stop-stage", "2",
+                         "--init", "models/wav2vec2-base")
+    assert out.returncode == 0, out.stderr
+    assert value_after(argv, "--init") == "models/wav2vec2-base"
+
+
 def test_train_config_reaches_each_trainer_and_defaults_per_stage(work):
     pretrain, finetune = DEFAULT_CONFIGS[recipe_of(work)]
     out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch")
