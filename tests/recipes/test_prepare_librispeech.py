@@ -140,3 +140,22 @@ def test_download_as_shipped_with_strays_and_other_rates(tmp_path, recipe):
     assert cuts[odd.utt_id].load_audio().shape == (1, round(4.2 * 16000))
     sups = load_manifest(work / "data/manifests/librispeech_supervisions_train-1h.jsonl.gz")
     assert len(sups) == len(expected["train-1h"])
+
+
+def test_stage_0_names_a_missing_lm_before_any_stage_runs(tmp_path, recipe):
+    work = recipe.make(tmp_path, "librispeech")
+    (work / "download/LibriSpeech").mkdir(parents=True)
+    (work / "download/librispeech_finetuning").mkdir()
+    out = recipe.run(work, "--stage", "0", "--stop-stage", "5")
+    assert out.returncode == 1
+    assert "download/lm/3-gram.pruned.1e-7.arpa not found (stage 5 builds HLG from it)" in (
+        out.stderr
+    )
+    assert "Stage 1" not in out.stderr and not (work / "data").exists()
+    # without stage 5 the LM is not needed yet
+    out = recipe.run(work, "--stage", "0", "--stop-stage", "0")
+    assert out.returncode == 0, out.stderr
+    (work / "download/lm").mkdir()
+    (work / "download/lm/3-gram.pruned.1e-7.arpa").write_text("\\data\\\n")
+    out = recipe.run(work, "--stage", "0", "--stop-stage", "5")
+    assert "not found (stage 5" not in out.stderr and "Stage 1" in out.stderr

@@ -61,6 +61,13 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
       exit 1
     fi
   done
+  # stage 5 needs the 3-gram: say so now, not after hours of stages 1-4
+  if [ "$stop_stage" -ge 5 ] && [ ! -f data/.graphs.done ] &&
+     [ ! -f "$dl_dir/lm/3-gram.pruned.1e-7.arpa" ]; then
+    log "Error: $dl_dir/lm/3-gram.pruned.1e-7.arpa not found (stage 5 builds HLG from it);" \
+      "rerun with --download true, link OpenSLR 11's lm/ there, or pass --stop-stage 4"
+    exit 1
+  fi
 fi
 
 # Parts present on disk, in LibriSpeech's order.
