@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Pretraining paying off: the 12 h corpus, tiny-hourglass pretrained, fine-tuned on 10 min of
-# labels and compared with the same model trained from scratch (~35 min on 2 cores).
+# labels and compared with the same model trained from scratch (~25-35 min on 2 cores).
 # `make demo SEED=2` afterwards: both fine-tunings at another seed, same pretraining (~10 min).
 demo: setup
 	export PATH=$(CURDIR)/$(VENV)/bin:$$PATH && cd $(SYNTH) && ./demo.sh $(if $(SEED),--finetune-seed $(SEED))

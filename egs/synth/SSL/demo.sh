@@ -2,7 +2,7 @@
 # `make demo`: self-supervised pretraining paying off, end to end on a CPU.
 #
 #   ./demo.sh                  (`make demo`: the 12 h corpus, 5,000 pretraining and 2,400
-#                               fine-tuning updates; ~35 min on 2 cores)
+#                               fine-tuning updates; ~25-35 min on 2 cores)
 #   ./demo.sh --quick true     (`make demo-quick`: the tiny corpus, 20 pretraining and 30
 #                               fine-tuning updates; a pipeline check, minutes)
 #   ./demo.sh --finetune-seed 2   (after `make demo`: both fine-tunings again at another seed,
