@@ -100,12 +100,16 @@ EOF
 }
 
 # train_stage MODULE CONFIG ARGS...: torchrun starts --world-size processes of
-# `python -m MODULE --config CONFIG --exp-dir $exp_dir ARGS... OVERRIDES...` on this node.
+# `python -m MODULE --config CONFIG --exp-dir $exp_dir ARGS... OVERRIDES...` on this node,
+# once the same command with --check-config has found the config, model and data in order (so
+# that a typo is one line naming it, not a line lost above torchrun's traceback).
 # Its rendezvous store is not shared with the processes: a shared one outlives them and can
 # hang a restart on a dead process's address (pytorch/pytorch#135712).
 train_stage() {
   local module=$1 config=$2 launch
   shift 2
+  python -m "$module" --config "$config" --exp-dir "$exp_dir" "$@" --check-config \
+    ${overrides[@]+"${overrides[@]}"} || return 1
   torchrun_launch_options launch
   # shellcheck disable=SC2086  # torchrun_opts holds several options
   TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 python -m torch.distributed.run \

@@ -6,10 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from hourglass_w2v2.checkpoint import CheckpointError
 from hourglass_w2v2.training.config import ConfigError, ExperimentConfig, load_config
 from hourglass_w2v2.training.distributed import cleanup_distributed
+from hourglass_w2v2.training.pretrain_task import data_paths
 from hourglass_w2v2.training.task import Task
 from hourglass_w2v2.training.trainer import HealthError, NonFiniteError, ResumeError, Trainer
 
@@ -36,8 +38,28 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         "another config (another seed, model, data, optimizer or schedule); without it, "
         "training refuses, naming the keys that differ",
     )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the config and exit without training: its keys and values, the model it "
+        "builds, --init and the lang dir, the training and validation cut sets; exit status 0, "
+        "or 2 with one line naming what is wrong (run.sh runs this before starting torchrun)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return parser
+
+
+def check_data(cfg: ExperimentConfig) -> None:
+    """Raise ``FileNotFoundError`` naming the config key when the training or validation
+    data that ``cfg`` names is not on disk."""
+    d = cfg.data
+    if d.shar_dir is not None:
+        if not Path(d.shar_dir).is_dir():
+            raise FileNotFoundError(f"data.shar_dir: {d.shar_dir} is not a directory")
+        data_paths(d, train=False)
+        return
+    data_paths(d, train=True)
+    data_paths(d, train=False)
 
 
 def run(
@@ -56,9 +78,14 @@ def run(
         if cfg.task != task_name:
             raise ValueError(f"{args.config} is a '{cfg.task}' config, expected '{task_name}'")
         task = make_task(cfg)
+        if args.check_config:
+            check_data(cfg)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.check_config:
+        print(f"{args.config}: config, model and data are in order", file=sys.stderr)
+        return 0
     try:
         Trainer(cfg, task, args.exp_dir, args.restart_from_scratch, args.allow_config_change).fit()
     except (ConfigError, FileNotFoundError, CheckpointError, ResumeError) as e:

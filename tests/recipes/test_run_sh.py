@@ -20,20 +20,30 @@ DEFAULT_CONFIGS = {
 }
 FAKE_PYTHON = """#!/usr/bin/env bash
 printf '%s\\n' "$@" > "$CALLS/$(date +%s%N)"
+for arg in "$@"; do
+  if [ "$arg" = --check-config ] && [ -n "${FAIL_CHECK:-}" ]; then
+    echo "error: $FAIL_CHECK" >&2
+    exit 2
+  fi
+done
 """
 
 
-def run_sh(work: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
-    """Run ./run.sh ARGS in ``work``; return the process and each python call's argv."""
+def run_sh(work: Path, *args: str, checks: bool = False, fail_check: str = ""
+           ) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """Run ./run.sh ARGS in ``work``; return the process and each python call's argv, without
+    the ``--check-config`` calls before each training stage unless ``checks``. With
+    ``fail_check`` those calls fail with that message."""
     calls = work / "calls"
     calls.mkdir(exist_ok=True)
     for old in calls.iterdir():
         old.unlink()
-    env = dict(os.environ, PATH=f"{work / 'bin'}:{os.environ['PATH']}", CALLS=str(calls))
+    env = dict(os.environ, PATH=f"{work / 'bin'}:{os.environ['PATH']}", CALLS=str(calls),
+               FAIL_CHECK=fail_check)
     out = subprocess.run(["./run.sh", *args], cwd=work, env=env, capture_output=True, text=True,
                          timeout=30)
     argvs = [p.read_text().splitlines() for p in sorted(calls.iterdir())]
-    return out, argvs
+    return out, [a for a in argvs if checks or "--check-config" not in a]
 
 
 @pytest.fixture(params=RECIPES)
@@ -78,6 +88,28 @@ def test_stage_2_picks_the_newest_checkpoint_in_an_exp_dir_with_hyphens(work):
                         "1" if recipe_of(work) == "synth" else "8"]
     assert value_after(argv, "--exp-dir") == "exp/ft-10min"
     assert argv[argv.index("-m", 1) + 1] == "hourglass_w2v2.bin.finetune"
+
+
+def test_each_training_stage_checks_its_config_before_torchrun(work):
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch",
+                        "--exp-dir", "exp/x", "optim.lr=1e-4", checks=True)
+    assert out.returncode == 0, out.stderr
+    check_pre, pre, check_ft, ft = calls
+    # the same command as torchrun's, plus --check-config, before the overrides
+    for check, train in ((check_pre, pre), (check_ft, ft)):
+        launched = train[train.index("-m", 1):]
+        assert check == launched[:-1] + ["--check-config", "optim.lr=1e-4"]
+        assert launched[-1] == "optim.lr=1e-4"
+
+
+def test_a_failed_check_stops_run_sh_before_torchrun(work):
+    out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch",
+                        "model.layerdrop=1", checks=True,
+                        fail_check="layerdrop must be in [0, 1), got 1")
+    assert out.returncode != 0
+    assert "error: layerdrop must be in [0, 1), got 1" in out.stderr
+    assert len(calls) == 1 and "--check-config" in calls[0]  # no torchrun, no stage 2
+    assert "Traceback" not in out.stderr
 
 
 def test_newest_checkpoint_skips_set_aside_and_temporary_files(work):
@@ -254,6 +286,7 @@ def test_torchrun_gets_an_unshared_rendezvous_store(work):
     """A store shared with the workers outlives them and can hang a restart (see run.sh)."""
     (work / "bin/python").write_text(
         '#!/usr/bin/env bash\n'
+        '[ "$2" = torch.distributed.run ] || exit 0\n'
         'echo "$TORCH_DISABLE_SHARE_RDZV_TCP_STORE" > "$CALLS/$(date +%s%N)"\n')
     out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch")
     assert out.returncode == 0, out.stderr
@@ -311,6 +344,7 @@ def test_slurm_script_runs_run_sh_on_each_node_with_its_rank_and_the_first_node_
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     argvs = [p.read_text().splitlines() for p in sorted(calls.iterdir())]
+    argvs = [argv for argv in argvs if "--check-config" not in argv]
     assert [argv[:4] for argv in argvs] == [["-m", "torch.distributed.run", "--nproc-per-node",
                                              "4"]] * 2
     for argv, is_host in zip(argvs, ("true", "false"), strict=True):

@@ -78,3 +78,23 @@ def test_cli_exits_2_with_the_message_and_no_traceback(corpus, tmp_path, capsys,
         assert rc == 2, bad
         assert bad.split("=")[0] in err and "Traceback" not in err
     assert not (tmp_path / "e").exists()  # nothing was started
+
+
+def test_check_config_reports_the_first_problem_and_trains_nothing(corpus, tmp_path, capsys,
+                                                                   helpers):
+    config = helpers.write_config(tmp_path / "c.yaml", helpers.tiny_pretrain_config(corpus))
+    exp = tmp_path / "e"
+    cases = [
+        ([], 0, "c.yaml: config, model and data are in order"),
+        (["model.layerdrop=1"], 2, "error: layerdrop must be in [0, 1), got 1"),
+        (["model.mask_lenght=3"], 2, "mask_lenght"),
+        ([f"data.valid_cuts=[{tmp_path}/none.jsonl.gz]"], 2,
+         f"error: data.valid_cuts: cut set {tmp_path}/none.jsonl.gz does not exist"),
+    ]
+    for overrides, status, message in cases:
+        rc = pretrain.main(["--config", str(config), "--exp-dir", str(exp), "--check-config",
+                            *overrides])
+        err = capsys.readouterr().err
+        assert rc == status, (overrides, err)
+        assert message in err and "Traceback" not in err
+    assert not exp.exists()
