@@ -108,7 +108,9 @@ EOF
 train_stage() {
   local module=$1 config=$2 launch
   shift 2
-  python -m "$module" --config "$config" --exp-dir "$exp_dir" "$@" --check-config \
+  # --check-config first: ARGS may end in key=value overrides, and argparse takes the
+  # positional overrides only as one run at the end
+  python -m "$module" --check-config --config "$config" --exp-dir "$exp_dir" "$@" \
     ${overrides[@]+"${overrides[@]}"} || return 1
   torchrun_launch_options launch
   # shellcheck disable=SC2086  # torchrun_opts holds several options

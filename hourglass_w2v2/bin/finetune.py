@@ -11,13 +11,16 @@ Resuming, ``--restart-from-scratch`` and ``--allow-config-change`` work as in ``
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from hourglass_w2v2.training.cli import base_parser, run
 from hourglass_w2v2.training.ctc_task import CtcTask
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: :func:`base_parser`'s with ``--init`` / ``--init-from-scratch`` and
+    ``--avg``."""
     parser = base_parser(__doc__.splitlines()[0])
     init = parser.add_mutually_exclusive_group()
     init.add_argument("--init", help="pretraining checkpoint (or imported fairseq/HF/torchaudio)")
@@ -28,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="average the last N checkpoints into averaged.pt at the end",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     extra = []
     if args.init is not None:
         extra.append(f"ctc.init={args.init}")

@@ -91,15 +91,24 @@ def test_stage_2_picks_the_newest_checkpoint_in_an_exp_dir_with_hyphens(work):
 
 
 def test_each_training_stage_checks_its_config_before_torchrun(work):
+    from hourglass_w2v2.bin import finetune
+    from hourglass_w2v2.training.cli import base_parser
+
     out, calls = run_sh(work, "--stage", "1", "--stop-stage", "2", "--init", "scratch",
-                        "--exp-dir", "exp/x", "optim.lr=1e-4", checks=True)
+                        "--exp-dir", "exp/x", "--restart-from-scratch", "true", "optim.lr=1e-4",
+                        "trainer.seed=2", checks=True)
     assert out.returncode == 0, out.stderr
     check_pre, pre, check_ft, ft = calls
-    # the same command as torchrun's, plus --check-config, before the overrides
-    for check, train in ((check_pre, pre), (check_ft, ft)):
-        launched = train[train.index("-m", 1):]
-        assert check == launched[:-1] + ["--check-config", "optim.lr=1e-4"]
-        assert launched[-1] == "optim.lr=1e-4"
+    parsers = (base_parser("pretrain"), finetune.build_parser())
+    for check, train, parser in ((check_pre, pre, parsers[0]), (check_ft, ft, parsers[1])):
+        launched = train[train.index("-m", 1):]  # what torchrun starts: -m MODULE ARGS...
+        assert check == launched[:2] + ["--check-config"] + launched[2:]
+        # both parse with the real command line, overrides (the recipe's, then ours) last
+        checked, trained = parser.parse_args(check[2:]), parser.parse_args(launched[2:])
+        assert checked.check_config and not trained.check_config
+        assert checked.overrides == trained.overrides
+        assert trained.overrides[-2:] == ["optim.lr=1e-4", "trainer.seed=2"]
+        assert trained.restart_from_scratch
 
 
 def test_a_failed_check_stops_run_sh_before_torchrun(work):
