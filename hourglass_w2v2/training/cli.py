@@ -6,12 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from hourglass_w2v2.checkpoint import CheckpointError
 from hourglass_w2v2.training.config import ConfigError, ExperimentConfig, load_config
 from hourglass_w2v2.training.distributed import cleanup_distributed
-from hourglass_w2v2.training.pretrain_task import data_paths
+from hourglass_w2v2.training.pretrain_task import data_paths, data_shards
 from hourglass_w2v2.training.task import Task
 from hourglass_w2v2.training.trainer import HealthError, NonFiniteError, ResumeError, Trainer
 
@@ -53,12 +52,10 @@ def check_data(cfg: ExperimentConfig) -> None:
     """Raise ``FileNotFoundError`` naming the config key when the training or validation
     data that ``cfg`` names is not on disk."""
     d = cfg.data
-    if d.shar_dir is not None:
-        if not Path(d.shar_dir).is_dir():
-            raise FileNotFoundError(f"data.shar_dir: {d.shar_dir} is not a directory")
-        data_paths(d, train=False)
-        return
-    data_paths(d, train=True)
+    if d.shar_dir is None:
+        data_paths(d, train=True)
+    else:
+        data_shards(d)  # the listing shar_train_data reads
     data_paths(d, train=False)
 
 

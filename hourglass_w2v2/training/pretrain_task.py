@@ -142,6 +142,15 @@ def train_sampler(cuts: CutSet, cfg: ExperimentConfig) -> DynamicBucketingSample
     return make_sampler(cuts, **sampler_args(cfg))
 
 
+def data_shards(d: DataConfig) -> list[dict[str, str]]:
+    """The Shar shards of ``data.shar_dir``; ``FileNotFoundError`` naming the key when the
+    folder holds none, or a shard misses its audio."""
+    try:
+        return shar_shards(d.shar_dir)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"data.shar_dir: {e}") from None
+
+
 def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, ShardedBatchSampler]:
     """Dataset and sampler reading the training cuts from the Shar shards of ``data.shar_dir``.
 
@@ -155,10 +164,7 @@ def shar_train_data(cfg: ExperimentConfig) -> tuple[ShardedPretrainDataset, Shar
             "data.speed_perturb cannot be combined with data.shar_dir; remove one of them"
         )
     data_paths(d, train=False)  # a wrong validation name fails now
-    try:
-        shards = shar_shards(d.shar_dir)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"data.shar_dir: {e}") from None
+    shards = data_shards(d)
     streams = ShardStreams(shards, sampler_args(cfg), d.min_duration, d.max_cut_duration)
     dataset = ShardedPretrainDataset(streams, **dataset_args(cfg))
     sampler = ShardedBatchSampler(streams, max(1, d.num_workers), cfg.trainer.seed, d.shuffle)
