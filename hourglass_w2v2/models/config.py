@@ -245,7 +245,8 @@ class ModelConfig:
                 raise ValueError(f"{key} must be an int >= {low}, got {value!r}")
         for key in _NON_NEGATIVE:
             value = getattr(self, key)
-            if _is_bool(value) or not isinstance(value, (int, float)) or value < 0:
+            # "not >= 0", so that NaN fails too
+            if _is_bool(value) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{key} must be a number >= 0, got {value!r}")
         if _is_bool(self.logit_temp) or not isinstance(self.logit_temp, (int, float)):
             raise ValueError(f"logit_temp must be a number > 0, got {self.logit_temp!r}")

@@ -95,6 +95,8 @@ def test_from_yaml_reads_exponent_floats_as_numbers(tmp_path):
         ("encoder_attention_heads", 0, r"encoder_attention_heads must be an int >= 1, got 0"),
         ("latent_groups", True, r"latent_groups must be an int >= 1, got True"),
         ("feature_grad_mult", -0.1, r"feature_grad_mult must be a number >= 0, got -0.1"),
+        ("diversity_weight", float("nan"), r"diversity_weight must be a number >= 0, got nan"),
+        ("mask_prob", float("nan"), r"mask_prob must be in \[0, 1\], got nan"),
         ("logit_temp", 0.0, r"logit_temp must be > 0, got 0.0"),
         ("latent_temp", (2.0, 0.5, 1.5), r"latent_temp must be \(start > 0, end > 0, decay"),
         ("latent_temp", (2.0, 0.5), r"latent_temp must be \(start, end, decay\)"),
