@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hourglass_w2v2.config_fields import ConfigError, check_fields, checked, checked_value, shown
 from hourglass_w2v2.fileio import atomic_write_text, parse_yaml
 
 #: the waveform rate (Hz) every model's feature extractor is built for; audio is resampled to it
@@ -102,118 +103,74 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-#: keys holding a probability: True where 1 itself is allowed ([0, 1]), else [0, 1)
-_PROBABILITIES = {
-    "dropout": False,
-    "attention_dropout": False,
-    "activation_dropout": False,
-    "dropout_input": False,
-    "dropout_features": False,
-    "layerdrop": False,
-    "final_dropout": False,
-    "mask_dropout": False,
-    "mask_prob": True,
-    "mask_channel_prob": True,
-}
-#: integer keys and their smallest value
-_INT_MINIMUMS = {
-    "encoder_embed_dim": 1,
-    "encoder_layers": 1,
-    "encoder_ffn_embed_dim": 1,
-    "encoder_attention_heads": 1,
-    "conv_pos": 1,
-    "conv_pos_groups": 1,
-    "mask_length": 1,
-    "min_masks": 0,
-    "mask_channel_length": 1,
-    "final_dim": 1,
-    "latent_vars": 1,
-    "latent_groups": 1,
-    "latent_dim": 0,
-    "num_negatives": 1,
-}
-#: number keys that may not be negative
-_NON_NEGATIVE = ("feature_grad_mult", "diversity_weight", "feature_penalty_weight")
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)  # a bool is an int to Python, not to a config
-
-
 @dataclass
 class ModelConfig:
     """Everything that defines a wav2vec 2.0 / hourglass model; see the presets for values."""
 
     # feature extractor
     extractor_conv_layers: ConvLayerSpec = field(default_factory=lambda: list(W2V2_CONV_LAYERS))
-    extractor_mode: str = "group_norm"  # "group_norm" (first layer only, masked) | "layer_norm"
+    # "group_norm": GroupNorm on the first layer only (masked); "layer_norm": on every layer
+    extractor_mode: str = checked("group_norm", choices=("group_norm", "layer_norm"))
     extractor_conv_bias: bool = False
-    feature_grad_mult: float = 0.1  # scales the extractor's gradient (0 freezes it)
+    feature_grad_mult: float = checked(0.1, ge=0)  # scales the extractor's gradient (0 freezes it)
     # recompute the norms, GELUs and first conv in backward; keep the other convs' outputs
     checkpoint_extractor: bool = False
     # transformer encoder
-    encoder_embed_dim: int = 768
-    encoder_layers: int = 12
-    encoder_ffn_embed_dim: int = 3072
-    encoder_attention_heads: int = 12
+    encoder_embed_dim: int = checked(768, ge=1)
+    encoder_layers: int = checked(12, ge=1)
+    encoder_ffn_embed_dim: int = checked(3072, ge=1)
+    encoder_attention_heads: int = checked(12, ge=1)
     layer_norm_first: bool = False  # False: post-LN (Base), True: pre-LN (Large)
-    conv_pos: int = 128  # kernel of the convolutional relative position embedding
-    conv_pos_groups: int = 16
+    conv_pos: int = checked(128, ge=1)  # kernel of the convolutional relative position embedding
+    conv_pos_groups: int = checked(16, ge=1)
     checkpoint_layers: bool = False  # recompute each transformer layer in backward
     # hourglass: None (vanilla) or [n_pre, [inner, factor], n_post], inner an int or a spec
     hourglass: Any = None
-    shorten: str = "avg"  # "avg" (NVIDIA's "naive" mean pooling) | "linear"
-    upsample: str = "repeat"  # "repeat" | "linear"
+    # "avg" is NVIDIA's "naive" mean pooling
+    shorten: str = checked("avg", choices=("avg", "linear"))
+    upsample: str = checked("repeat", choices=("repeat", "linear"))
     # True: shorten padding frames as they are and average over all k frames, as NVIDIA's code
     shorten_pools_padding: bool = False
     # regularisation
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    activation_dropout: float = 0.0
-    dropout_input: float = 0.1  # after the feature projection
-    dropout_features: float = 0.1  # on the quantizer's input
-    layerdrop: float = 0.05
-    final_dropout: float = 0.0  # before the CTC head
+    dropout: float = checked(0.1, ge=0, lt=1)
+    attention_dropout: float = checked(0.1, ge=0, lt=1)
+    activation_dropout: float = checked(0.0, ge=0, lt=1)
+    dropout_input: float = checked(0.1, ge=0, lt=1)  # after the feature projection
+    dropout_features: float = checked(0.1, ge=0, lt=1)  # on the quantizer's input
+    layerdrop: float = checked(0.05, ge=0, lt=1)
+    final_dropout: float = checked(0.0, ge=0, lt=1)  # before the CTC head
     # masking (pretraining values; fine-tuning overrides them)
-    mask_prob: float = 0.65
-    mask_length: int = 10
-    min_masks: int = 2
+    mask_prob: float = checked(0.65, ge=0, le=1)
+    mask_length: int = checked(10, ge=1)
+    min_masks: int = checked(2, ge=0)
     # the same number of masked frames (and channels) in every row, cut to the row with the
     # fewest, as fairseq's default; pretraining needs it (masked frames reshape to (B, M, C))
     require_same_masks: bool = True
-    mask_dropout: float = 0.0  # share of each row's masked frames unmasked again (fairseq's)
-    mask_channel_prob: float = 0.0
-    mask_channel_length: int = 10
+    # share of each row's masked frames unmasked again (fairseq's)
+    mask_dropout: float = checked(0.0, ge=0, lt=1)
+    mask_channel_prob: float = checked(0.0, ge=0, le=1)
+    mask_channel_length: int = checked(10, ge=1)
     # quantizer and contrastive head
-    final_dim: int = 256
-    latent_vars: int = 320  # entries per codebook group
-    latent_groups: int = 2
-    latent_dim: int = 0  # codebook vector size over all groups; 0 means final_dim
-    latent_temp: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # start, end, decay/update
+    final_dim: int = checked(256, ge=1)
+    latent_vars: int = checked(320, ge=1)  # entries per codebook group
+    latent_groups: int = checked(2, ge=1)
+    latent_dim: int = checked(0, ge=0)  # codebook vector size over all groups; 0 means final_dim
+    # Gumbel temperature: start, end, decay per update (decay <= 1)
+    latent_temp: tuple[float, float, float] = checked((2.0, 0.5, 0.999995), gt=0)
     # "uniform": U[0, 1) as fairseq and HF (entries share a large mean: cosine ~0.75 between any
     # two, so targets start nearly identical and short runs sit at chance for hundreds of
     # updates); "centered": U[-0.5, 0.5), the same spread without the shared mean
-    codebook_init: str = "uniform"
-    num_negatives: int = 100
-    logit_temp: float = 0.1
-    diversity_weight: float = 0.1
-    feature_penalty_weight: float = 10.0
+    codebook_init: str = checked("uniform", choices=("uniform", "centered"))
+    num_negatives: int = checked(100, ge=1)
+    logit_temp: float = checked(0.1, gt=0)
+    diversity_weight: float = checked(0.1, ge=0)
+    feature_penalty_weight: float = checked(10.0, ge=0)
 
     def __post_init__(self) -> None:
         self.extractor_conv_layers = parse_conv_layers(self.extractor_conv_layers)
         self.hourglass = parse_hourglass(self.hourglass)
-        self.latent_temp = tuple(float(t) for t in self.latent_temp)
-        if self.extractor_mode not in ("group_norm", "layer_norm"):
-            raise ValueError(
-                f"extractor_mode must be group_norm|layer_norm, got {self.extractor_mode!r}"
-            )
-        if self.shorten not in ("avg", "linear"):
-            raise ValueError(f"shorten must be avg|linear, got {self.shorten!r}")
-        if self.codebook_init not in ("uniform", "centered"):
-            raise ValueError(f"codebook_init must be uniform|centered, got {self.codebook_init!r}")
-        if self.upsample not in ("repeat", "linear"):
-            raise ValueError(f"upsample must be repeat|linear, got {self.upsample!r}")
-        self._check_ranges()
+        check_fields(self)  # types, ranges and choices; a ConfigError names the key
+        _check_temp_decay(self.latent_temp, "latent_temp")
         if self.encoder_embed_dim % self.encoder_attention_heads:
             raise ValueError(
                 f"encoder_embed_dim {self.encoder_embed_dim} not divisible by "
@@ -228,36 +185,6 @@ class ModelConfig:
             raise ValueError(
                 f"hourglass {self.hourglass} has {total} layers "
                 f"but encoder_layers={self.encoder_layers}"
-            )
-
-    def _check_ranges(self) -> None:
-        """Raise ``ValueError`` naming the first key whose value is out of its range."""
-        for key, one_allowed in _PROBABILITIES.items():
-            value = getattr(self, key)
-            if _is_bool(value) or not isinstance(value, (int, float)):
-                raise ValueError(f"{key} must be a number, got {value!r}")
-            if not (0.0 <= value <= 1.0 if one_allowed else 0.0 <= value < 1.0):
-                bounds = "[0, 1]" if one_allowed else "[0, 1)"
-                raise ValueError(f"{key} must be in {bounds}, got {value}")
-        for key, low in _INT_MINIMUMS.items():
-            value = getattr(self, key)
-            if _is_bool(value) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an int >= {low}, got {value!r}")
-        for key in _NON_NEGATIVE:
-            value = getattr(self, key)
-            # "not >= 0", so that NaN fails too
-            if _is_bool(value) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
-        if _is_bool(self.logit_temp) or not isinstance(self.logit_temp, (int, float)):
-            raise ValueError(f"logit_temp must be a number > 0, got {self.logit_temp!r}")
-        if not self.logit_temp > 0:
-            raise ValueError(f"logit_temp must be > 0, got {self.logit_temp}")
-        if len(self.latent_temp) != 3:
-            raise ValueError(f"latent_temp must be (start, end, decay), got {self.latent_temp}")
-        start, end, decay = self.latent_temp
-        if not (start > 0 and end > 0 and 0 < decay <= 1):
-            raise ValueError(
-                f"latent_temp must be (start > 0, end > 0, decay in (0, 1]), got {self.latent_temp}"
             )
 
     @property
@@ -304,11 +231,43 @@ class ModelConfig:
         return ModelConfig.from_dict({**self.to_dict(), **overrides})
 
     @classmethod
+    def check_section(cls, section: dict[str, Any], name: str = "model") -> None:
+        """Check an experiment config's model section (a ``preset`` name and ModelConfig keys)
+        key by key, naming ``name.key`` when one is unknown or its value bad; the checks across
+        keys (heads dividing the width, ...) come when the model config is built."""
+        for key, value in section.items():
+            if key == "preset":
+                if value not in PRESETS:
+                    raise ConfigError(
+                        f"{name}.preset", f"= {shown(value)} is not one of {', '.join(PRESETS)}"
+                    )
+            elif key == "extractor_conv_layers":
+                parse_conv_layers(value)
+            elif key == "hourglass":
+                parse_hourglass(value)
+            elif key in _FIELD_NAMES:
+                value = checked_value(cls, key, value, f"{name}.{key}")
+                if key == "latent_temp":
+                    _check_temp_decay(value, f"{name}.{key}")
+            else:
+                known = ", ".join(["preset", *_FIELD_NAMES])
+                raise ValueError(f"unknown config key '{name}.{key}' (known: {known})")
+
+    @classmethod
     def preset(cls, name: str, **overrides: Any) -> ModelConfig:
         """A named preset (see :data:`PRESETS`), optionally with fields overridden."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         return cls.from_dict({**PRESETS[name], **overrides})
+
+
+_FIELD_NAMES = [f.name for f in dataclasses.fields(ModelConfig)]
+
+
+def _check_temp_decay(latent_temp: tuple[float, float, float], key: str) -> None:
+    """The Gumbel temperature's decay per update (its third value) may not grow it."""
+    if not latent_temp[2] <= 1:
+        raise ConfigError(f"{key}[2]", f"= {shown(latent_temp[2])} is out of range: must be <= 1")
 
 
 _TINY = dict(

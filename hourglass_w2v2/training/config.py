@@ -10,135 +10,15 @@ the field is declared with :func:`checked`, its allowed range, when the config i
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hourglass_w2v2.config_fields import ConfigError, checked, checked_value
 from hourglass_w2v2.fileio import atomic_write_text, parse_yaml
-
-
-class ConfigError(ValueError):
-    """A config value of the wrong type or out of its range; ``key`` is its dotted name."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The allowed values of a config field: a numeric range and/or a set of choices.
-
-    For a list or tuple field the range applies to each element.
-    """
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    choices: tuple[str, ...] | None = None
-
-    def allows(self, x: Any) -> bool:
-        """Whether the scalar ``x`` is inside the bounds (NaN never is, when a range is set)."""
-        if self.choices is not None and x not in self.choices:
-            return False
-        # written as "not inside" so that NaN fails every comparison
-        return not (
-            (self.ge is not None and not x >= self.ge)
-            or (self.gt is not None and not x > self.gt)
-            or (self.le is not None and not x <= self.le)
-            or (self.lt is not None and not x < self.lt)
-        )
-
-    def describe(self) -> str:
-        """The bounds in words, e.g. ``must be >= 0 and < 1``."""
-        if self.choices is not None:
-            return "is not one of " + ", ".join(self.choices)
-        ops = [(">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)]
-        return "is out of range: must be " + " and ".join(
-            f"{op} {v:g}" for op, v in ops if v is not None
-        )
-
-
-def checked(default: Any, **bounds: Any) -> Any:
-    """A dataclass field with a default and the :class:`Bounds` its loaded values must meet.
-
-    Mutable defaults (lists, dicts) are copied per instance, as ``default_factory`` would.
-    """
-    meta = {"bounds": Bounds(**bounds)}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """``value`` converted to the annotated type ``tp``; ``ConfigError`` naming ``key`` when it
-    is not of that type (ints are accepted for floats, integral floats such as 4e5 for ints)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    wrong = f"config key '{key}' = {_shown(value)} ({type(value).__name__})"
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, f"{wrong} is not a boolean (true/false)")
-        return value
-    if tp is int:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"{wrong} is not an int")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(key, f"{wrong} is not a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"{wrong} is not a string")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"{wrong} is not a list, e.g. [{_shown(value)}]")
-        if origin is list:
-            return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-        if len(value) != len(args):
-            raise ConfigError(
-                key, f"config key '{key}' = {list(value)} must be a list of {len(args)} values"
-            )
-        pairs = enumerate(zip(value, args, strict=True))
-        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in pairs)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(key, f"{wrong} is not a mapping")
-        return value
-    raise TypeError(f"config key '{key}': no check for type {tp}")
-
-
-def _check_bounds(value: Any, bounds: Bounds, key: str) -> None:
-    """Raise ``ConfigError`` when ``value`` (or an element of it) is outside ``bounds``."""
-    if value is None:
-        return
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_bounds(v, bounds, f"{key}[{i}]")
-        return
-    if not bounds.allows(value):
-        shown = "nan" if isinstance(value, float) and math.isnan(value) else _shown(value)
-        raise ConfigError(key, f"config key '{key}' = {shown} {bounds.describe()}")
+from hourglass_w2v2.models.config import ModelConfig
 
 
 @dataclass
@@ -298,7 +178,9 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
         """Build from a nested dict; unknown keys raise ``ValueError`` naming the dotted key."""
-        return _from_dict(cls, d, prefix="")
+        cfg = _from_dict(cls, d, prefix="")
+        ModelConfig.check_section(cfg.model)
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), safe for YAML and ``torch.save``."""
@@ -321,7 +203,6 @@ def _from_dict(cls: type, d: dict[str, Any], prefix: str) -> Any:
     if not isinstance(d, dict):
         raise ValueError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in d.items():
         if key not in fields:
@@ -332,17 +213,15 @@ def _from_dict(cls: type, d: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(default):
             kwargs[key] = _from_dict(type(default), value or {}, prefix=f"{prefix}{key}.")
             continue
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
-        if "bounds" in fields[key].metadata:
-            _check_bounds(kwargs[key], fields[key].metadata["bounds"], prefix + key)
+        kwargs[key] = checked_value(cls, key, value, prefix + key)
     return cls(**kwargs)
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` overrides (values parsed as YAML) to a nested config dict.
 
-    The key must exist in :class:`ExperimentConfig` (checked when the dict is turned into one),
-    except under ``model``, whose keys are checked by ``ModelConfig``.
+    The key must exist in :class:`ExperimentConfig`, or under ``model`` in ``ModelConfig``
+    (checked when the dict is turned into one).
     """
     for item in overrides:
         if "=" not in item:
@@ -371,7 +250,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
         top = e.key.split("[")[0]
         given = [o for o in overrides if o.split("=", 1)[0].strip() == top]
         where = f"command-line override {given[-1]}" if given else f"in {path}"
-        raise ConfigError(e.key, f"{e} ({where})") from None
+        raise e.at(where) from None
 
 
 def _read_config(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from hourglass_w2v2.config_fields import ConfigError
 from hourglass_w2v2.models import PRESETS, ModelConfig, build_model
 from hourglass_w2v2.models.config import hourglass_num_layers, parse_conv_layers, parse_hourglass
 
@@ -83,28 +84,39 @@ def test_from_yaml_reads_exponent_floats_as_numbers(tmp_path):
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("dropout", 1.5, r"dropout must be in \[0, 1\), got 1.5"),
-        ("layerdrop", 1.0, r"layerdrop must be in \[0, 1\), got 1.0"),
-        ("attention_dropout", -0.2, r"attention_dropout must be in \[0, 1\), got -0.2"),
-        ("final_dropout", "0.1", r"final_dropout must be a number, got '0.1'"),
-        ("mask_prob", 1.7, r"mask_prob must be in \[0, 1\], got 1.7"),
-        ("mask_channel_prob", -0.1, r"mask_channel_prob must be in \[0, 1\], got -0.1"),
-        ("mask_length", 0, r"mask_length must be an int >= 1, got 0"),
-        ("min_masks", -1, r"min_masks must be an int >= 0, got -1"),
-        ("num_negatives", 2.5, r"num_negatives must be an int >= 1, got 2.5"),
-        ("encoder_attention_heads", 0, r"encoder_attention_heads must be an int >= 1, got 0"),
-        ("latent_groups", True, r"latent_groups must be an int >= 1, got True"),
-        ("feature_grad_mult", -0.1, r"feature_grad_mult must be a number >= 0, got -0.1"),
-        ("diversity_weight", float("nan"), r"diversity_weight must be a number >= 0, got nan"),
-        ("mask_prob", float("nan"), r"mask_prob must be in \[0, 1\], got nan"),
-        ("logit_temp", 0.0, r"logit_temp must be > 0, got 0.0"),
-        ("latent_temp", (2.0, 0.5, 1.5), r"latent_temp must be \(start > 0, end > 0, decay"),
-        ("latent_temp", (2.0, 0.5), r"latent_temp must be \(start, end, decay\)"),
+        ("dropout", 1.5, r"'dropout' = 1.5 is out of range: must be >= 0 and < 1$"),
+        ("layerdrop", 1.0, r"'layerdrop' = 1.0 is out of range: must be >= 0 and < 1$"),
+        ("attention_dropout", -0.2, r"'attention_dropout' = -0.2 is out of range: must be >= 0"),
+        ("final_dropout", "0.1", r"'final_dropout' = '0.1' \(str\) is not a number"),
+        ("mask_prob", 1.7, r"'mask_prob' = 1.7 is out of range: must be >= 0 and <= 1$"),
+        ("mask_channel_prob", -0.1, r"'mask_channel_prob' = -0.1 is out of range: must be >= 0"),
+        ("mask_length", 0, r"'mask_length' = 0 is out of range: must be >= 1$"),
+        ("min_masks", -1, r"'min_masks' = -1 is out of range: must be >= 0$"),
+        ("num_negatives", 2.5, r"'num_negatives' = 2.5 \(float\) is not an int"),
+        ("encoder_attention_heads", 0, r"'encoder_attention_heads' = 0 is out of range"),
+        ("latent_groups", True, r"'latent_groups' = True \(bool\) is not an int"),
+        ("feature_grad_mult", -0.1, r"'feature_grad_mult' = -0.1 is out of range: must be >= 0$"),
+        ("diversity_weight", float("nan"), r"'diversity_weight' = nan is out of range"),
+        ("mask_prob", float("nan"), r"'mask_prob' = nan is out of range: must be >= 0 and <= 1"),
+        ("logit_temp", 0.0, r"'logit_temp' = 0.0 is out of range: must be > 0$"),
+        ("latent_temp", (2.0, 0.5, 1.5), r"'latent_temp\[2\]' = 1.5 is out of range: must be <= 1"),
+        ("latent_temp", (2.0, 0.0, 0.9), r"'latent_temp\[1\]' = 0.0 is out of range: must be > 0"),
+        ("latent_temp", (2.0, 0.5), r"'latent_temp' = \[2.0, 0.5\] must be a list of 3 values"),
+        ("shorten", "max", r"'shorten' = 'max' is not one of avg, linear"),
+        ("extractor_conv_bias", 1, r"'extractor_conv_bias' = 1 \(int\) is not a boolean"),
     ],
 )
 def test_out_of_range_values_are_named(key, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         ModelConfig.preset("tiny-hourglass", **{key: value})
+    assert err.value.key.startswith(key)
+
+
+def test_values_are_coerced_to_their_field_types():
+    # YAML's 0 for a float and 4e2 (read as a float) for an int take their fields' types
+    cfg = ModelConfig.preset("tiny", dropout=0, num_negatives=4e2, latent_temp=[2, 1, 1])
+    assert (cfg.dropout, cfg.num_negatives, cfg.latent_temp) == (0.0, 400, (2.0, 1.0, 1.0))
+    assert isinstance(cfg.dropout, float) and isinstance(cfg.num_negatives, int)
 
 
 def test_range_edges_are_accepted():

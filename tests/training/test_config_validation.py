@@ -30,6 +30,11 @@ EGS = Path(__file__).resolve().parents[2] / "egs"
         ("health.enabled=5", r"'health\.enabled' = 5 \(int\) is not a boolean \(true/false\)"),
         ("ctc.only_blank_threshold=1.5", r"must be >= 0 and <= 1"),
         ("data.valid_max_cuts=0", r"'data\.valid_max_cuts' = 0 is out of range: must be >= 1"),
+        # the model section: ModelConfig's fields, checked by the same rules
+        ("model.dropout=1.5", r"'model\.dropout' = 1\.5 is out of range: must be >= 0 and < 1"),
+        ("model.num_negatives=ten", r"'model\.num_negatives' = 'ten' \(str\) is not an int"),
+        ("model.latent_temp=[2, 0.5, 1.5]", r"'model\.latent_temp\[2\]' = 1\.5 .*: must be <= 1"),
+        ("model.preset=tiny-hourglas", r"'model\.preset' = 'tiny-hourglas' is not one of tiny, "),
     ],
 )
 def test_bad_values_name_the_key_and_the_allowed_range(override, message):
@@ -44,6 +49,13 @@ def test_a_bad_value_in_a_file_names_the_file(tmp_path):
     path.write_text("trainer:\n  keep_last: -1\n")
     where = re.escape(f"(in {path})")
     with pytest.raises(ConfigError, match=rf"'trainer\.keep_last' = -1 .* {where}"):
+        load_config(path)
+
+
+def test_an_unknown_model_key_is_named_when_the_config_is_loaded(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  preset: tiny\n  mask_lenght: 3\n")
+    with pytest.raises(ValueError, match=r"unknown config key 'model\.mask_lenght' \(known: "):
         load_config(path)
 
 
@@ -86,8 +98,9 @@ def test_check_config_reports_the_first_problem_and_trains_nothing(corpus, tmp_p
     exp = tmp_path / "e"
     cases = [
         ([], 0, "c.yaml: config, model and data are in order"),
-        (["model.layerdrop=1"], 2, "error: layerdrop must be in [0, 1), got 1"),
-        (["model.mask_lenght=3"], 2, "mask_lenght"),
+        (["model.layerdrop=1"], 2, "error: config key 'model.layerdrop' = 1.0 is out of range: "
+         "must be >= 0 and < 1 (command-line override model.layerdrop=1)"),
+        (["model.mask_lenght=3"], 2, "error: unknown config key 'model.mask_lenght' (known: "),
         ([f"data.valid_cuts=[{tmp_path}/none.jsonl.gz]"], 2,
          f"error: data.valid_cuts: cut set {tmp_path}/none.jsonl.gz does not exist"),
     ]
