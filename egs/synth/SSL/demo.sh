@@ -93,11 +93,12 @@ finetune_overrides=()
 [ "$world_size" = 1 ] || side_by_side=false  # each fine-tuning already uses every process
 
 # Progress: every stage says where the demo is and what is left, from the stage times measured
-# on a 2-core VM (RESULTS.md) scaled by how fast this machine has been so far.
+# on 2-core VMs (RESULTS.md; for make demo, midway between the Intel and the AMD VM, which
+# train at different speeds) scaled by how fast this machine has been so far.
 # Reference seconds: prepare, pretraining, one fine-tuning + decoding, both side by side.
 if [ "$size" = tiny ]; then ref_times=(20 50 20 25)
 elif [ "$tag" = large ]; then ref_times=(300 3300 660 900)
-else ref_times=(330 1020 720 665); fi
+else ref_times=(300 810 650 600); fi
 names=("prepare" "pretraining"); ref=("${ref_times[0]}" "${ref_times[1]}")
 if [ "$side_by_side" = true ]; then
   names+=("fine-tuning + decoding the pretrained model and the from-scratch baseline, side by side")
