@@ -4,8 +4,9 @@
         --config conf/finetune_tiny_10min.yaml --exp-dir exp/NAME \\
         (--init exp/PRETRAIN/checkpoints/ckpt-N.pt | --init-from-scratch) [--avg N] [key=value ...]
 
-``--init`` also takes a fairseq / HF / torchaudio wav2vec 2.0 checkpoint (imported through
-``hourglass_w2v2.convert``). ``--avg N`` writes ``averaged.pt`` from the last N checkpoints.
+``--init`` also takes a pretraining exp dir (its newest checkpoint) or a fairseq / HF /
+torchaudio wav2vec 2.0 checkpoint (imported through ``hourglass_w2v2.convert``). ``--avg N``
+writes ``averaged.pt`` from the last N checkpoints.
 Resuming, ``--restart-from-scratch`` and ``--allow-config-change`` work as in ``bin/pretrain.py``.
 """
 
@@ -23,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     ``--avg``."""
     parser = base_parser(__doc__.splitlines()[0])
     init = parser.add_mutually_exclusive_group()
-    init.add_argument("--init", help="pretraining checkpoint (or imported fairseq/HF/torchaudio)")
+    init.add_argument(
+        "--init",
+        help="pretraining checkpoint or exp dir (its newest checkpoint), or a "
+        "fairseq/HF/torchaudio checkpoint to import",
+    )
     init.add_argument("--init-from-scratch", action="store_true", help="baseline: random init")
     parser.add_argument(
         "--avg",

@@ -89,6 +89,7 @@ def load_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor
     checkpoint; the last is what our checkpoints record of their training (else None).
 
     - our checkpoint (``ckpt-N.pt``, ``best.pt``, ...): a dict with ``model_config``;
+    - our experiment dir: its newest ``checkpoints/ckpt-N.pt`` (as ``run.sh --init`` picks it);
     - a fairseq / NVIDIA DeepLearningExamples checkpoint: a dict with ``cfg`` or ``args``;
     - an HF transformers model directory (``save_pretrained``: ``config.json`` + weights);
     - a whole torchaudio ``Wav2Vec2Model`` saved with ``torch.save(model, path)``.
@@ -96,9 +97,18 @@ def load_backbone(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor
     from hourglass_w2v2 import convert
 
     path = Path(path)
+    if path.is_dir() and not (path / "config.json").is_file():
+        found = list_checkpoints(path / "checkpoints")
+        if not found:
+            raise FileNotFoundError(
+                f"ctc.init: {path} is a directory with neither config.json (an HF model dir) "
+                "nor checkpoints/ckpt-<update>.pt (an experiment dir)"
+            )
+        logging.info(
+            "ctc.init: %s is an experiment dir; its newest checkpoint: %s", path, found[-1][1]
+        )
+        path = found[-1][1]
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"ctc.init: {path} is a directory without config.json")
         import transformers
 
         # the class the weights were saved from (ForPreTraining keeps the quantizer)

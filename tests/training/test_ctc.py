@@ -262,6 +262,33 @@ def test_init_from_fairseq_and_hf_checkpoints(corpus, tmp_path):
         CtcTask(cfg)
 
 
+def test_init_from_an_experiment_dir_takes_its_newest_checkpoint(corpus, tmp_path):
+    cfg = ModelConfig.preset("tiny")
+    states = {}
+    for update in (5, 40, 200):  # 200 sorts before 40 as text: the number decides
+        torch.manual_seed(update)
+        states[update] = build_model(cfg, task="pretrain").state_dict()
+        path = tmp_path / "exp" / "checkpoints" / f"ckpt-{update}.pt"
+        atomic_save({"model": states[update], "model_config": cfg.to_dict()}, path)
+    (tmp_path / "exp/checkpoints/ckpt-900.pt.corrupt").write_bytes(b"set aside")
+
+    def task(init):
+        ctc = {"lang_dir": str(corpus["lang"]), "init": str(init)}
+        return CtcTask(ExperimentConfig.from_dict({"task": "ctc", "ctc": ctc}))
+
+    got = task(tmp_path / "exp").build_model().state_dict()
+    shared = [k for k in got if not k.startswith("ctc_head.")]
+    assert shared and all(torch.equal(got[k], states[200][k]) for k in shared)
+    assert not torch.equal(got[shared[0]], states[40][shared[0]])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        task(tmp_path / "empty")
+    assert str(e.value) == (
+        f"ctc.init: {tmp_path / 'empty'} is a directory with neither config.json (an HF model "
+        "dir) nor checkpoints/ckpt-<update>.pt (an experiment dir)"
+    )
+
+
 def test_reset_top_layers_after_loading_the_backbone(corpus, tmp_path):
     torch.manual_seed(0)
     model_cfg = ModelConfig.preset("tiny-hourglass")
