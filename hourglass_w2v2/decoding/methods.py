@@ -32,6 +32,11 @@ from hourglass_w2v2.greedy import ctc_greedy_search
 from hourglass_w2v2.lang.lm import NgramScorer
 from hourglass_w2v2.lang.tokenizer import Tokenizer, read_token_table
 
+
+class DecodeInputError(ValueError):
+    """Input decoding cannot use as given; the message names the file and how to fix it."""
+
+
 METHODS = ("ctc-greedy", "1best", "nbest", "lm-rescore")
 GRAPHS = ("H", "HL", "HLG")
 
@@ -85,7 +90,12 @@ class Decoder:
             backend == "k2" or (backend == "auto" and method == "1best" and k2_ready)
         ):
             if not k2_ready:
-                raise ValueError(f"the k2 backend needs k2 installed and {k2_path}")
+                missing = [] if k2_backend.available() else ["k2 installed"]
+                missing += [] if k2_path.is_file() else [f"{k2_path} (written when k2 imports)"]
+                raise DecodeInputError(
+                    f"--backend k2 needs {' and '.join(missing)}; --backend kaldi (or auto) "
+                    "decodes with kaldi-decoder instead"
+                )
             self.k2_graph = k2_backend.load_k2_graph(k2_path)
             self.k2_options = options or SearchOptions()
         elif method != "ctc-greedy":

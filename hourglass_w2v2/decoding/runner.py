@@ -35,7 +35,7 @@ from tqdm import tqdm
 from hourglass_w2v2.data.batching import make_batches
 from hourglass_w2v2.data.datasets import CorruptAudioError, CtcDataset, cut_set_path
 from hourglass_w2v2.data.prepare.librispeech import list_problems, scan_split
-from hourglass_w2v2.decoding.methods import Decoder
+from hourglass_w2v2.decoding.methods import DecodeInputError, Decoder
 from hourglass_w2v2.models import SAMPLE_RATE
 from hourglass_w2v2.scoring import (
     Result,
@@ -48,10 +48,6 @@ from hourglass_w2v2.scoring import (
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-class DecodeInputError(ValueError):
-    """Input decoding cannot use as given; the message names the file and how to fix it."""
 
 
 @dataclass

@@ -190,6 +190,23 @@ def test_missing_checkpoint(tmp_path, toy_lang):
         )
 
 
+def test_k2_backend_without_k2_or_its_graph_is_a_one_line_error(recipe, toy_lang, monkeypatch):
+    from hourglass_w2v2.decoding import k2_backend
+
+    root, manifests, exp = recipe
+    monkeypatch.setattr(k2_backend, "available", lambda: False)  # as on a machine without k2
+    graph = toy_lang / "HLG.pt"
+    with pytest.raises(SystemExit) as e:
+        run(exp, toy_lang, manifests, "--test-sets", "test-clean", "--method", "1best",
+            "--backend", "k2")
+    # the toy lang dir has HLG.pt only where k2 was importable when it was built
+    and_graph = "" if graph.is_file() else f" and {graph} (written when k2 imports)"
+    assert str(e.value) == (
+        f"decode: error: --backend k2 needs k2 installed{and_graph}; --backend kaldi (or auto) "
+        "decodes with kaldi-decoder instead"
+    )
+
+
 def test_missing_test_set_is_named(recipe, toy_lang):
     root, manifests, exp = recipe
     with pytest.raises(SystemExit, match="synth_cuts_dev-other.jsonl.gz"):
