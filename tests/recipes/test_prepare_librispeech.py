@@ -155,7 +155,23 @@ def test_stage_0_names_a_missing_lm_before_any_stage_runs(tmp_path, recipe):
     # without stage 5 the LM is not needed yet
     out = recipe.run(work, "--stage", "0", "--stop-stage", "0")
     assert out.returncode == 0, out.stderr
+    # OpenSLR 11 ships it gzipped: the error says to unzip it
     (work / "download/lm").mkdir()
+    (work / "download/lm/3-gram.pruned.1e-7.arpa.gz").write_bytes(b"\x1f\x8b")
+    out = recipe.run(work, "--stage", "0", "--stop-stage", "5")
+    assert out.returncode == 1
+    assert ("download/lm/3-gram.pruned.1e-7.arpa.gz is compressed; stage 5 reads the .arpa: "
+            "gunzip -k it there") in out.stderr
     (work / "download/lm/3-gram.pruned.1e-7.arpa").write_text("\\data\\\n")
     out = recipe.run(work, "--stage", "0", "--stop-stage", "5")
     assert "not found (stage 5" not in out.stderr and "Stage 1" in out.stderr
+
+
+def test_no_train_part_stops_stage_3_naming_what_is_missing(tmp_path, recipe):
+    work = recipe.make(tmp_path, "librispeech")
+    (work / "download/LibriSpeech/dev-clean").mkdir(parents=True)
+    out = recipe.run(work, "--stage", "3", "--stop-stage", "3")
+    assert out.returncode == 1
+    assert (f"Error: no train-* part under {work}/download/LibriSpeech (the pretraining cuts and "
+            "stage 4's units come from them)") in out.stderr
+    assert "usage:" not in out.stderr and not (work / "data/manifests").exists()

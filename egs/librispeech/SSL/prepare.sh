@@ -17,7 +17,8 @@
 #   stage 7: Shar shards          $shar_dir/{cuts,recording}.<n>.*: the stage-3 pretraining
 #            cuts plus stage 6's, shuffled, in shards (set data.shar_dir to train from them)
 # Parts are those present under download/LibriSpeech; pretraining uses every train-* part.
-# Each stage is skipped when its .done marker exists (delete it, or the outputs, to redo).
+# Each stage is skipped when its .done marker exists: delete the marker to redo it. The markers
+# do not record the options, so after changing --dl-dir (or the corpus) delete data/ first.
 set -euo pipefail
 
 stage=0
@@ -64,8 +65,14 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   # stage 5 needs the 3-gram: say so now, not after hours of stages 1-4
   if [ "$stop_stage" -ge 5 ] && [ ! -f data/.graphs.done ] &&
      [ ! -f "$dl_dir/lm/3-gram.pruned.1e-7.arpa" ]; then
-    log "Error: $dl_dir/lm/3-gram.pruned.1e-7.arpa not found (stage 5 builds HLG from it);" \
-      "rerun with --download true, link OpenSLR 11's lm/ there, or pass --stop-stage 4"
+    if [ -f "$dl_dir/lm/3-gram.pruned.1e-7.arpa.gz" ]; then
+      log "Error: $dl_dir/lm/3-gram.pruned.1e-7.arpa.gz is compressed; stage 5 reads the .arpa:" \
+        "gunzip -k it there"
+    else
+      log "Error: $dl_dir/lm/3-gram.pruned.1e-7.arpa not found (stage 5 builds HLG from it);" \
+        "rerun with --download true, link OpenSLR 11's lm/ there (the .arpa, unzipped), or" \
+        "pass --stop-stage 4"
+    fi
     exit 1
   fi
 fi
@@ -105,6 +112,11 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   if [ -f "$manifests/.${corpus}_cuts.done" ]; then
     log "Stage 3: cut sets exist, skipping"
   else
+    if [ -z "$pretrain_parts" ]; then
+      log "Error: no train-* part under $dl_dir/LibriSpeech (the pretraining cuts and stage 4's" \
+        "units come from them)"
+      exit 1
+    fi
     log "Stage 3: raw-audio cut sets of$parts $finetune_parts; pretrain from $pretrain_parts"
     python -m hourglass_w2v2.bin.prepare_cuts --manifest-dir "$manifests" --prefix $corpus \
       --parts $parts $finetune_parts --pretrain-parts $pretrain_parts

@@ -10,7 +10,8 @@
 #   stage 3: raw-audio cut sets        data/manifests/synth_cuts_<part>.jsonl.gz + synth_cuts_pretrain
 #   stage 4: units                     data/lang_char, data/lang_bpe_<N>
 #   stage 5: 3-gram LM and graphs      data/lm/G_3_gram.arpa, data/lang_*/{H,L,HL,HLG}.fst
-# Each stage is skipped when its .done marker exists (delete it, or the outputs, to redo).
+# Each stage is skipped when its .done marker exists: delete the marker to redo it. Stage 0's
+# marker records --size and --seed, and another size or seed is refused rather than reused.
 set -euo pipefail
 
 stage=0

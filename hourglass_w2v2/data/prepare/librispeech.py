@@ -262,7 +262,8 @@ def check_scans(scans: Iterable[SplitScan], skip_bad: bool) -> int:
     if not skip_bad:
         raise BadCorpusError(
             f"{len(problems)} bad utterance(s) or file(s), nothing written "
-            f"(rerun with --skip-bad to leave them out):{list_problems(problems)}")
+            "(rerun with --skip-bad, prepare.sh's --skip-bad true, to leave them out):"
+            f"{list_problems(problems)}")
     logging.warning(f"skipping {len(problems)} bad utterance(s) or file(s):"
                     f"{list_problems(problems)}")
     return len(problems)
