@@ -80,6 +80,23 @@ def test_rerun_skips_every_stage_quickly(prepared, recipe):
     assert before == {p: p.stat().st_mtime_ns for p in manifests.iterdir()}
 
 
+def test_another_dl_dir_is_refused_not_its_manifests_reused(prepared, recipe, tmp_path):
+    work, _, _ = prepared
+    manifests = work / "data/manifests"
+    before = {p: p.stat().st_mtime_ns for p in manifests.iterdir()}
+    for stage in ("1", "2"):
+        out = recipe.run(work, "--stage", stage, "--stop-stage", "3", "--dl-dir", str(tmp_path))
+        assert out.returncode == 1
+        done = "manifests" if stage == "1" else "finetune_subsets"
+        assert (f"Error: data/manifests/.librispeech_{done}.done was made from --dl-dir "
+                f"{work / 'download'}, not {tmp_path}; pass that --dl-dir, or delete data/ to "
+                "prepare from this one") in out.stderr
+    assert before == {p: p.stat().st_mtime_ns for p in manifests.iterdir()}
+    # the same folder by another path is the same --dl-dir
+    out = recipe.run(work, "--stage", "1", "--stop-stage", "2", "--dl-dir", "./download/")
+    assert out.returncode == 0 and "Stage 1: manifests exist, skipping" in out.stderr
+
+
 def test_stage_selection_runs_only_the_chosen_stage(prepared, recipe):
     work, expected, _ = prepared
     manifests = work / "data/manifests"

@@ -17,8 +17,8 @@
 #   stage 7: Shar shards          $shar_dir/{cuts,recording}.<n>.*: the stage-3 pretraining
 #            cuts plus stage 6's, shuffled, in shards (set data.shar_dir to train from them)
 # Parts are those present under download/LibriSpeech; pretraining uses every train-* part.
-# Each stage is skipped when its .done marker exists: delete the marker to redo it. The markers
-# do not record the options, so after changing --dl-dir (or the corpus) delete data/ first.
+# Each stage is skipped when its .done marker exists: delete the marker to redo it. Stages 1-2's
+# markers record --dl-dir, and another --dl-dir is refused rather than their outputs reused.
 set -euo pipefail
 
 stage=0
@@ -48,6 +48,19 @@ corpus=librispeech
 manifests=data/manifests
 finetune_parts="train-10min train-1h train-10h"
 skip_bad_opt=""; [ "$skip_bad" = true ] && skip_bad_opt="--skip-bad"
+
+# Stages 1-2 read --dl-dir; their markers record it, so that another one is never reused silently.
+made_from="dl_dir=$(realpath -m "$dl_dir")"
+done_from_this_dl_dir() {  # done_from_this_dl_dir MARKER: whether the stage is done (exit 1 when
+  local have                # it was done from another --dl-dir)
+  [ -f "$1" ] || return 1
+  have=$(cat "$1")
+  if [ -n "$have" ] && [ "$have" != "$made_from" ]; then
+    log "Error: $1 was made from --dl-dir ${have#dl_dir=}, not ${made_from#dl_dir=};" \
+      "pass that --dl-dir, or delete data/ to prepare from this one"
+    exit 1
+  fi
+}
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   if [ "$download" = true ]; then
@@ -85,26 +98,26 @@ done
 pretrain_parts=$(echo $parts | tr ' ' '\n' | grep '^train-' | tr '\n' ' ' || true)
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  if [ -f "$manifests/.${corpus}_manifests.done" ]; then
+  if done_from_this_dl_dir "$manifests/.${corpus}_manifests.done"; then
     log "Stage 1: manifests exist, skipping"
   else
     log "Stage 1: lhotse recording/supervision manifests of$parts"
     mkdir -p "$manifests"
     python -m hourglass_w2v2.bin.prepare_manifests --corpus-dir "$dl_dir/LibriSpeech" \
       --manifest-dir "$manifests" --prefix $corpus --parts $parts --num-jobs "$num_jobs" $skip_bad_opt
-    touch "$manifests/.${corpus}_manifests.done"
+    echo "$made_from" > "$manifests/.${corpus}_manifests.done"
   fi
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  if [ -f "$manifests/.${corpus}_finetune_subsets.done" ]; then
+  if done_from_this_dl_dir "$manifests/.${corpus}_finetune_subsets.done"; then
     log "Stage 2: fine-tuning subsets exist, skipping"
   else
     log "Stage 2: Libri-Light fine-tuning subsets $finetune_parts"
     python -m hourglass_w2v2.bin.prepare_finetune_subsets --manifest-dir "$manifests" \
       --prefix $corpus --finetuning-dir "$dl_dir/librispeech_finetuning" \
       --num-jobs "$num_jobs" $skip_bad_opt
-    touch "$manifests/.${corpus}_finetune_subsets.done"
+    echo "$made_from" > "$manifests/.${corpus}_finetune_subsets.done"
   fi
 fi
 
