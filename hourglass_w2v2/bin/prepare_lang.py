@@ -40,9 +40,17 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Make the lang dir; bad input (too many BPE units for the text, a missing or empty text)
+    exits with status 1 and one line, and leaves no empty lang dir behind."""
     args = get_parser().parse_args(argv)
     setup_logging()
-    prepare_lang(args.text, args.lang_dir, args.unit, args.vocab_size, args.words_text)
+    existed = args.lang_dir.exists()
+    try:
+        prepare_lang(args.text, args.lang_dir, args.unit, args.vocab_size, args.words_text)
+    except (ValueError, FileNotFoundError) as e:
+        if not existed and args.lang_dir.is_dir() and not any(args.lang_dir.iterdir()):
+            args.lang_dir.rmdir()
+        raise SystemExit(f"prepare_lang: error: {e}") from None
 
 
 if __name__ == "__main__":

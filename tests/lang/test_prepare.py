@@ -93,6 +93,21 @@ def test_bpe_cli(tmp_path):
     assert lexicon["CAT"] == sp.encode("CAT", out_type=str)
 
 
+def test_more_bpe_units_than_the_text_supports_is_one_line(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("THE CAT SAT ON THE MAT\n" * 5)
+    lang = tmp_path / "lang_bpe_500"
+    args = ["--unit", "bpe", "--vocab-size", "500", "--text", str(text), "--lang-dir", str(lang)]
+    with pytest.raises(SystemExit) as e:
+        prepare_lang_cli.main(args)
+    message = str(e.value)
+    assert message.startswith(
+        f"prepare_lang: error: {lang}: 500 BPE units are more than the transcripts support (<= "
+    )
+    assert message.endswith("); lower --vocab-size (prepare.sh --bpe-vocab-sizes)")
+    assert not lang.exists()  # no empty lang dir left behind for the next stage to trip on
+
+
 def test_a_full_disk_keeps_the_previous_lang_dir_files(tmp_path, monkeypatch):
     """Every lang dir file is written to a temporary name and renamed: when the disk fills up
     (fsync fails) the previous model, tables and lexicons stay whole for stage 5 to read."""
