@@ -24,10 +24,6 @@ class ConfigError(ValueError):
         super().__init__(f"config key '{key}' {detail}")
         self.key, self.detail = key, detail
 
-    def under(self, section: str) -> ConfigError:
-        """The same error with the key inside ``section`` (``dropout`` -> ``model.dropout``)."""
-        return ConfigError(f"{section}.{self.key}", self.detail)
-
     def at(self, where: str) -> ConfigError:
         """The same error saying where the value came from."""
         return ConfigError(self.key, f"{self.detail} ({where})")

@@ -14,7 +14,15 @@ from typing import Any
 
 import yaml
 
-from hourglass_w2v2.config_fields import ConfigError, check_fields, checked, checked_value, shown
+from hourglass_w2v2.config_fields import (
+    Bounds,
+    ConfigError,
+    check_bounds,
+    check_fields,
+    checked,
+    checked_value,
+    shown,
+)
 from hourglass_w2v2.fileio import atomic_write_text, parse_yaml
 
 #: the waveform rate (Hz) every model's feature extractor is built for; audio is resampled to it
@@ -237,10 +245,7 @@ class ModelConfig:
         keys (heads dividing the width, ...) come when the model config is built."""
         for key, value in section.items():
             if key == "preset":
-                if value not in PRESETS:
-                    raise ConfigError(
-                        f"{name}.preset", f"= {shown(value)} is not one of {', '.join(PRESETS)}"
-                    )
+                check_bounds(value, Bounds(choices=tuple(PRESETS)), f"{name}.preset")
             elif key == "extractor_conv_layers":
                 parse_conv_layers(value)
             elif key == "hourglass":
